@@ -1,0 +1,1 @@
+"""The `birds` command line: thin Typer commands over the library packages."""

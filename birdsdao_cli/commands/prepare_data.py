@@ -1,0 +1,75 @@
+"""`birds prepare-data`: a BIRDS-525 folder in, a YOLO + COCO detection dataset out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from birdsdao_cli import output
+from birdsdao_cli.options import DeviceOpt, JsonOpt, WorkersOpt
+
+
+def prepare_data(
+    src: Annotated[Path, typer.Argument(help="Unpacked BIRDS-525 folder: train/ valid/ test/ <SPECIES>/*.jpg, birds.csv.")],
+    out: Annotated[Path, typer.Argument(help="Dataset folder to create (built aside, renamed into place when done).")],
+    classes: Annotated[int, typer.Option("--classes", "-n", min=1, help="Keep the N species with the most images.")] = 161,
+    species_file: Annotated[
+        Path | None, typer.Option("--species-file", help="Keep exactly these species: one name a line, # comments.")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Index csv (default: SRC/birds.csv when present).")] = None,
+    boxes: Annotated[str, typer.Option("--boxes", help="full: the whole photo; detector: a COCO model's bird box.")] = "full",
+    detector: Annotated[
+        Path | None, typer.Option("--detector", help="COCO-trained ultralytics weights for --boxes detector.")
+    ] = None,
+    link: Annotated[str, typer.Option("--link", help="hardlink (copies across disks), symlink or copy.")] = "hardlink",
+    workers: WorkersOpt = 2,
+    device: DeviceOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert BIRDS-525 into a YOLO detection dataset of its most-photographed species.
+
+    Writes images/ and labels/ (train, val, test), data.yaml for `birds train`, classes.json,
+    COCO annotations/instances_*.json and report.json. Broken images are skipped and listed.
+
+    Example:  birds prepare-data ~/data/birds525 ~/data/birds161 --classes 161
+    """
+    from data_prep import ConvertConfig, convert_dataset
+
+    config = ConvertConfig(
+        source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes,
+        detector=detector, device=device, link=link, workers=workers, overwrite=overwrite,
+    )
+    with output.progress_bar("Converting images") as progress:
+        report = convert_dataset(config, progress=progress)
+    if json_out:
+        output.print_json(report.to_dict())
+    else:
+        _render(report)
+
+
+def _render(report) -> None:
+    output.stdout.print(f"Dataset written to {report.output}", soft_wrap=True)
+    table = Table()
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for split, count in report.images.items():
+        table.add_row(split, "missing in SRC" if split in report.missing_splits else str(count))
+    output.stdout.print(table)
+    output.stdout.print(
+        f"{len(report.kept)} of {report.species_in_source} species kept (index: {report.index}); "
+        f"{len(report.skipped)} files skipped; {report.seconds:.1f} s"
+    )
+    if report.tied_at_cutoff:
+        output.stdout.print(f"Tied at the cut-off, decided by name: {', '.join(report.tied_at_cutoff)}")
+    if report.boxes["mode"] == "detector":
+        output.stdout.print(f"Detector found no bird in {report.boxes['fallbacks_to_full']} images: full-frame box used")
+    for item in report.skipped[:10]:
+        output.stdout.print(f"  skipped {item['path']}: {item['reason']}", soft_wrap=True)
+    if len(report.skipped) > 10:
+        output.stdout.print(f"  … and {len(report.skipped) - 10} more in report.json")
+    for warning in report.warnings:
+        output.console.print(f"[yellow]Warning:[/] {warning}")

@@ -1,0 +1,38 @@
+"""Everything the CLI shows: data on stdout, people-facing messages and progress on stderr."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+# stderr for anything a person reads, so `--json` stdout stays parseable.
+console = Console(stderr=True)
+stdout = Console(highlight=False)
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def error(message: str, hint: str | None = None) -> None:
+    console.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    if hint:
+        console.print(f"[yellow]Hint:[/] {hint}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator:
+    """Yield a `(done, total)` callback that drives a rich progress bar on stderr."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

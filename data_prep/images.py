@@ -1,0 +1,92 @@
+"""Check one source image and place it in the output: decode it, measure it, link or copy it.
+
+Runs in worker processes, so everything here is a plain function of picklable arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+# Formats ultralytics reads, and the extension it expects for each.
+SUFFIX_FOR_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+LINK_MODES = ("hardlink", "symlink", "copy")
+# EXIF orientations that turn the picture a quarter: width and height swap on display.
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+@dataclass(slots=True)
+class Placed:
+    ok: bool
+    name: str = ""  # file name written under images/<split>/
+    width: int = 0
+    height: int = 0
+    how: str = ""  # hardlink, symlink or copy
+    reason: str = ""
+
+
+def safe_stem(text: str) -> str:
+    """A file-name part with no spaces, separators or odd characters: `D-ARNAUDS BARBET` -> `d-arnauds-barbet`."""
+    stem = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return stem or "x"
+
+
+def probe_and_place(source: str, target_dir: str, stem: str, link: str) -> Placed:
+    """Decode `source` fully (a truncated file fails here, not in training), then link it as `stem`."""
+    try:
+        if os.path.getsize(source) == 0:
+            return Placed(ok=False, reason="empty file")
+        width, height, image_format = _decode(source)
+    except FileNotFoundError:
+        return Placed(ok=False, reason="file not found")
+    except UnidentifiedImageError:
+        return Placed(ok=False, reason="not an image Pillow can read")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Placed(ok=False, reason=f"refused as a decompression bomb ({exc})")
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncated and corrupt data this way
+        return Placed(ok=False, reason=f"corrupt image ({exc})")
+    suffix = SUFFIX_FOR_FORMAT.get(image_format)
+    if suffix is None:
+        return Placed(ok=False, reason=f"{image_format} images are not read by ultralytics")
+    name = stem + suffix
+    try:
+        how = place_file(source, os.path.join(target_dir, name), link)
+    except OSError as exc:
+        return Placed(ok=False, reason=f"cannot write to the output ({exc})")
+    return Placed(ok=True, name=name, width=width, height=height, how=how)
+
+
+def _decode(source: str) -> tuple[int, int, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as image:
+            width, height = image.size
+            image_format = image.format or ""
+            if image.getexif().get(0x0112) in _QUARTER_TURNS:
+                width, height = height, width
+            if image_format == "JPEG":
+                # Decoding at 1/8 scale still reads every byte of the stream, at a fraction of the cost.
+                image.draft(image.mode, (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+            image.load()
+    return width, height, image_format
+
+
+def place_file(source: str, target: str, link: str) -> str:
+    """Put `source` at `target`; a hard link falls back to a copy across file systems."""
+    if link == "hardlink":
+        try:
+            os.link(source, target)
+            return "hardlink"
+        except OSError:
+            pass  # another device, a file system without links, or too many links: copy instead
+    elif link == "symlink":
+        os.symlink(os.path.abspath(source), target)
+        return "symlink"
+    shutil.copyfile(source, target)
+    return "copy"
