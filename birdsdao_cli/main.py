@@ -54,7 +54,8 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     home: Annotated[
-        str | None, typer.Option("--home", envvar=HOME_ENV, help="Where KBs, models and runs live.", show_default="~/.birdsdao")
+        str | None,
+        typer.Option("--home", envvar=HOME_ENV, help="Where KBs, models and runs live.", show_default="~/.birdsdao"),
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", envvar="BIRDS_DEBUG", help="Show full tracebacks for errors.")

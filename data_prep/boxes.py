@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from birdsdao.errors import InvalidInputError, WeightsNotFoundError
 
 BOX_MODES = ("full", "detector")
 # BIRDS-525 photos are crops around one bird, so a full-frame box is a fair default label.
 FULL_BOX = (0.5, 0.5, 1.0, 1.0)
+
+
+Box = tuple[float, float, float, float]  # normalised x_center, y_center, width, height
+
+
+class BoxFinder(Protocol):
+    def boxes(self, paths: list[str]) -> list[Box | None]:
+        """One box per image path, None where no bird was found."""
 
 
 class BirdBoxDetector:
@@ -34,14 +43,14 @@ class BirdBoxDetector:
         self.bird_class = birds[0]
         self.conf, self.device, self.imgsz = conf, device, imgsz
 
-    def boxes(self, paths: list[str]) -> list[tuple[float, float, float, float] | None]:
+    def boxes(self, paths: list[str]) -> list[Box | None]:
         """Normalised (x_center, y_center, w, h) of the best bird per image, or None where none is found."""
         if not paths:
             return []
         results = self.model.predict(
             paths, conf=self.conf, classes=[self.bird_class], device=self.device, imgsz=self.imgsz, verbose=False
         )
-        found: list[tuple[float, float, float, float] | None] = []
+        found: list[Box | None] = []
         for result in results:
             if result.boxes is None or len(result.boxes) == 0:
                 found.append(None)
@@ -52,7 +61,7 @@ class BirdBoxDetector:
         return found
 
 
-def _clip(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+def _clip(x: float, y: float, w: float, h: float) -> Box:
     x1, y1 = max(0.0, x - w / 2), max(0.0, y - h / 2)
     x2, y2 = min(1.0, x + w / 2), min(1.0, y + h / 2)
     return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)

@@ -45,7 +45,8 @@ class CocoWriter:
 
     def close(self) -> None:
         categories = [
-            {"id": i + 1, "name": name, "supercategory": "bird", "yolo_id": i} for i, name in enumerate(self.class_names)
+            {"id": i + 1, "name": name, "supercategory": "bird", "yolo_id": i}
+            for i, name in enumerate(self.class_names)
         ]
         head = {
             "info": {"description": self.description, "version": "1.0", "date_created": date.today().isoformat()},

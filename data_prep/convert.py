@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, OutputExistsError
-from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector
+from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from data_prep.coco import CocoWriter
 from data_prep.images import LINK_MODES, Placed, probe_and_place, safe_stem
 from data_prep.selection import Selection, read_species_file, select_top
@@ -40,12 +40,12 @@ class ConvertConfig:
     workers: int = 2
     overwrite: bool = False
 
-    def validate(self) -> None:
+    def validate(self, *, has_box_finder: bool = False) -> None:
         if self.link not in LINK_MODES:
             raise InvalidInputError(f"--link must be one of {', '.join(LINK_MODES)}, not {self.link!r}")
         if self.boxes not in BOX_MODES:
             raise InvalidInputError(f"--boxes must be one of {', '.join(BOX_MODES)}, not {self.boxes!r}")
-        if self.boxes == "detector" and self.detector is None:
+        if self.boxes == "detector" and self.detector is None and not has_box_finder:
             raise InvalidInputError("--boxes detector needs --detector PATH (a COCO-trained YOLO .pt)")
         if self.workers < 1:
             raise InvalidInputError(f"--workers must be at least 1, not {self.workers}")
@@ -76,10 +76,14 @@ class ConvertReport:
         return asdict(self)
 
 
-def convert_dataset(config: ConvertConfig, progress: Progress | None = None) -> ConvertReport:
-    """Build the dataset in a hidden sibling of `config.output` and rename it into place at the end."""
+def convert_dataset(config: ConvertConfig, progress: Progress | None = None, *,
+                    box_finder: BoxFinder | None = None) -> ConvertReport:
+    """Build the dataset in a hidden sibling of `config.output` and rename it into place at the end.
+
+    `box_finder` replaces the detector that `--boxes detector` would load (any object with `boxes(paths)`).
+    """
     started = time.perf_counter()
-    config.validate()
+    config.validate(has_box_finder=box_finder is not None)
     output = Path(config.output).absolute()
     if output.exists() and not config.overwrite:
         raise OutputExistsError(f"{output} already exists", hint="pass --overwrite to replace it")
@@ -88,10 +92,9 @@ def convert_dataset(config: ConvertConfig, progress: Progress | None = None) -> 
     selection = (
         read_species_file(config.species_file, counts) if config.species_file else select_top(counts, config.classes)
     )
-    detector = (
-        BirdBoxDetector(config.detector, conf=config.detector_conf, device=config.device)
-        if config.boxes == "detector" else None
-    )
+    detector = box_finder
+    if config.boxes == "detector" and detector is None:
+        detector = BirdBoxDetector(config.detector, conf=config.detector_conf, device=config.device)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -108,7 +111,7 @@ def convert_dataset(config: ConvertConfig, progress: Progress | None = None) -> 
     return report
 
 
-def _build(out: Path, index: SourceIndex, selection: Selection, detector: BirdBoxDetector | None,
+def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFinder | None,
            config: ConvertConfig, progress: Progress | None) -> ConvertReport:
     class_ids = {name: i for i, name in enumerate(selection.kept)}
     kept = sorted(
@@ -121,9 +124,8 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BirdBo
     for split in splits:
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
-        writers[split] = CocoWriter(
-            out / "annotations" / f"instances_{split}.json", selection.kept, f"BIRDS-525 {split}, {len(class_ids)} species"
-        )
+        description = f"BIRDS-525 {split}, {len(class_ids)} species"
+        writers[split] = CocoWriter(out / "annotations" / f"instances_{split}.json", selection.kept, description)
     skipped = [asdict(item) for item in index.skipped]
     written: dict[str, Counter[str]] = {split: Counter() for split in OUTPUT_SPLITS}
     links: Counter[str] = Counter()
@@ -176,14 +178,14 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig) -> I
     """Yield each image with its outcome, in order, decoding in worker processes when asked."""
     tasks = _tasks(out, images, config.link)
     if config.workers == 1:
-        for image, task in zip(images, tasks):
+        for image, task in zip(images, tasks, strict=True):
             yield image, probe_and_place(*task)
         return
     # fork is cheapest, but not once torch (the detector) has started its threads.
     method = "spawn" if "torch" in sys.modules else "fork"
     pool = multiprocessing.get_context(method).Pool(config.workers, initializer=_ignore_sigint)
     try:
-        yield from zip(images, pool.imap(_probe_task, tasks, chunksize=32))
+        yield from zip(images, pool.imap(_probe_task, tasks, chunksize=32), strict=True)
         pool.close()
     finally:
         pool.terminate()

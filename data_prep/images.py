@@ -10,7 +10,6 @@ import re
 import shutil
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 

@@ -65,7 +65,8 @@ def make_tree(root: Path, *, with_csv: bool, quirks: bool = True) -> dict[str, o
     if quirks:
         # The real set's white-space quirk: two spaces in train/ and test/, one in valid/, and a
         # misspelt csv label.
-        for split, folder in (("train", "PARAKETT  AUKLET"), ("valid", "PARAKETT AUKLET"), ("test", "PARAKETT  AUKLET")):
+        folders = {"train": "PARAKETT  AUKLET", "valid": "PARAKETT AUKLET", "test": "PARAKETT  AUKLET"}
+        for split, folder in folders.items():
             for number in range(1, 4 if split == "train" else 2):
                 seed += 1
                 rel = f"{split}/{folder}/{number}.jpg"

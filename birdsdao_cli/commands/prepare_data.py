@@ -13,14 +13,14 @@ from birdsdao_cli.options import DeviceOpt, JsonOpt, WorkersOpt
 
 
 def prepare_data(
-    src: Annotated[Path, typer.Argument(help="Unpacked BIRDS-525 folder: train/ valid/ test/ <SPECIES>/*.jpg, birds.csv.")],
-    out: Annotated[Path, typer.Argument(help="Dataset folder to create (built aside, renamed into place when done).")],
-    classes: Annotated[int, typer.Option("--classes", "-n", min=1, help="Keep the N species with the most images.")] = 161,
+    src: Annotated[Path, typer.Argument(help="Unpacked BIRDS-525: train/ valid/ test/ <SPECIES>/*.jpg, birds.csv.")],
+    out: Annotated[Path, typer.Argument(help="Dataset folder to create (built aside, renamed into place at the end).")],
+    classes: Annotated[int, typer.Option("--classes", "-n", min=1, help="Keep the N species with most images.")] = 161,
     species_file: Annotated[
         Path | None, typer.Option("--species-file", help="Keep exactly these species: one name a line, # comments.")
     ] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Index csv (default: SRC/birds.csv when present).")] = None,
-    boxes: Annotated[str, typer.Option("--boxes", help="full: the whole photo; detector: a COCO model's bird box.")] = "full",
+    boxes: Annotated[str, typer.Option("--boxes", help="full: the whole photo; detector: a COCO bird box.")] = "full",
     detector: Annotated[
         Path | None, typer.Option("--detector", help="COCO-trained ultralytics weights for --boxes detector.")
     ] = None,
@@ -66,7 +66,8 @@ def _render(report) -> None:
     if report.tied_at_cutoff:
         output.stdout.print(f"Tied at the cut-off, decided by name: {', '.join(report.tied_at_cutoff)}")
     if report.boxes["mode"] == "detector":
-        output.stdout.print(f"Detector found no bird in {report.boxes['fallbacks_to_full']} images: full-frame box used")
+        fallbacks = report.boxes["fallbacks_to_full"]
+        output.stdout.print(f"The detector found no bird in {fallbacks} images: they keep the full-frame box")
     for item in report.skipped[:10]:
         output.stdout.print(f"  skipped {item['path']}: {item['reason']}", soft_wrap=True)
     if len(report.skipped) > 10:

@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+from typer.testing import CliRunner
+
+from birdsdao import __version__
+from birdsdao.errors import DatasetNotFoundError
+from birdsdao_cli.main import app
+
+runner = CliRunner()
+HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["prepare-data", "--help"]])
+def test_help_does_not_import_heavy_libraries(argv):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['birds', *{argv!r}]\n"
+        "from birdsdao_cli.main import app\n"
+        "try:\n    app()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"birdsdao {__version__}"
+
+
+def test_prepare_data_help_teaches_with_an_example():
+    result = runner.invoke(app, ["prepare-data", "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout and "--species-file" in result.stdout
+
+
+def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
+    result = runner.invoke(app, ["prepare-data", str(tmp_path / "nowhere"), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "Error:" in result.stderr and "nowhere: no such folder" in result.stderr
+    assert "Hint:" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_debug_lets_the_traceback_through(tmp_path):
+    result = runner.invoke(app, ["--debug", "prepare-data", str(tmp_path / "nowhere"), str(tmp_path / "out")])
+    assert isinstance(result.exception, DatasetNotFoundError)
+
+
+def test_home_that_is_a_file_is_a_user_error(tmp_path):
+    home = tmp_path / "home"
+    home.write_text("")
+    result = runner.invoke(app, ["--home", str(home), "prepare-data", str(tmp_path), str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in result.stderr
+
+
+def test_prepare_data_json_prints_only_the_report_on_stdout(birds_tree, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["prepare-data", str(birds_tree), str(out), "--classes", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["output"] == str(out)
+    assert report["images"] == {"train": 17, "val": 4, "test": 4}
+    assert report["tied_at_cutoff"] == ["PARAKETT AUKLET", "RUFUOS MOTMOT", "ZEBRA DOVE"]
+
+
+def test_prepare_data_human_output(birds_tree, tmp_path):
+    result = runner.invoke(app, ["prepare-data", str(birds_tree), str(tmp_path / "out"), "-n", "6"])
+    assert result.exit_code == 0, result.output
+    assert "6 of 6 species kept (index: birds.csv); 3 files skipped" in result.stdout
+    assert "skipped train/OVENBIRD/empty.jpg: empty file" in result.stdout
+
+
+def test_prepare_data_passes_every_option_to_the_library(tmp_path):
+    with mock.patch("data_prep.convert_dataset") as convert:
+        convert.return_value.to_dict.return_value = {"ok": True}
+        result = runner.invoke(app, [
+            "prepare-data", "src", "out", "--classes", "12", "--boxes", "detector", "--detector", "yolov8n.pt",
+            "--link", "copy", "--workers", "3", "--device", "cpu", "--overwrite", "--json",
+        ])
+    assert result.exit_code == 0, result.output
+    config = convert.call_args.args[0]
+    assert (config.classes, config.boxes, str(config.detector), config.link) == (12, "detector", "yolov8n.pt", "copy")
+    assert (config.workers, config.device, config.overwrite, config.species_file) == (3, "cpu", True, None)
+    assert json.loads(result.stdout) == {"ok": True}
+
+
+def test_prepare_data_existing_output_needs_overwrite(birds_tree, tmp_path):
+    (tmp_path / "out").mkdir()
+    result = runner.invoke(app, ["prepare-data", str(birds_tree), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "--overwrite" in result.stderr
