@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -50,6 +51,8 @@ def probe_and_place(source: str, target_dir: str, stem: str, link: str) -> Place
         return Placed(ok=False, reason=f"refused as a decompression bomb ({exc})")
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow reports truncated and corrupt data this way
         return Placed(ok=False, reason=f"corrupt image ({exc})")
+    except Exception as exc:  # a plugin that patched Pillow may raise anything; one bad file is never fatal
+        return Placed(ok=False, reason=f"unreadable image ({type(exc).__name__}: {exc})")
     suffix = SUFFIX_FOR_FORMAT.get(image_format)
     if suffix is None:
         return Placed(ok=False, reason=f"{image_format} images are not read by ultralytics")
@@ -64,7 +67,7 @@ def probe_and_place(source: str, target_dir: str, stem: str, link: str) -> Place
 def _decode(source: str) -> tuple[int, int, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(source) as image:
+        with _pillow_open()(source) as image:
             width, height = image.size
             image_format = image.format or ""
             if image.getexif().get(0x0112) in _QUARTER_TURNS:
@@ -74,6 +77,18 @@ def _decode(source: str) -> tuple[int, int, str]:
                 image.draft(image.mode, (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
             image.load()
     return width, height, image_format
+
+
+def _pillow_open():
+    """Pillow's own `Image.open`, even after ultralytics patched it.
+
+    The patch answers an unidentified file by pip-installing a HEIF plugin and retrying: a dataset
+    converter must neither install packages nor slow down on every non-image file.
+    """
+    opener = Image.open
+    if getattr(opener, "__module__", "") == "ultralytics.utils.patches":
+        opener = getattr(sys.modules["ultralytics.utils.patches"], "_image_open", opener)
+    return opener
 
 
 def place_file(source: str, target: str, link: str) -> str:
