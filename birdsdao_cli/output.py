@@ -26,13 +26,24 @@ def error(message: str, hint: str | None = None) -> None:
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
-    """Yield a `(done, total)` callback that drives a rich progress bar on stderr."""
+    """Yield a `(done, total)` callback that drives a rich progress bar on stderr.
+
+    The bar appears at the first update, so an error found while checking the input is not
+    preceded by an empty bar.
+    """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None)
+    bar = Progress(*columns, console=console, transient=False)
+    task = None
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        bar.stop()

@@ -63,8 +63,14 @@ def _render(report) -> None:
         f"{len(report.kept)} of {report.species_in_source} species kept (index: {report.index}); "
         f"{len(report.skipped)} files skipped; {report.seconds:.1f} s"
     )
-    if report.tied_at_cutoff:
-        output.stdout.print(f"Tied at the cut-off, decided by name: {', '.join(report.tied_at_cutoff)}")
+    tied = report.tied_at_cutoff
+    if tied:
+        kept = [name for name in tied if name in report.kept]
+        shown = ", ".join(kept[:5]) + (", …" if len(kept) > 5 else "")
+        output.stdout.print(
+            f"{len(tied)} species tie for the last places; by name, {len(kept)} were kept ({shown}): "
+            "report.json lists them all"
+        )
     if report.boxes["mode"] == "detector":
         fallbacks = report.boxes["fallbacks_to_full"]
         output.stdout.print(f"The detector found no bird in {fallbacks} images: they keep the full-frame box")
