@@ -17,7 +17,7 @@ from pathlib import Path
 from birdsdao.errors import InvalidInputError, OutputExistsError
 from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from data_prep.coco import CocoWriter
-from data_prep.images import LINK_MODES, Placed, probe_and_place, safe_stem
+from data_prep.images import LINK_MODES, Placed, probe_and_place, safe_stem, write_text, yolo_line
 from data_prep.selection import Selection, read_species_file, select_top
 from data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
 
@@ -132,16 +132,18 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
     fallbacks = 0
     done = 0
     try:
-        for batch in _batched(_place_all(out, kept, config), _BATCH):
+        for batch in _batched(_place_all(out, kept, config, None if detector else class_ids), _BATCH):
             good = [(image, placed) for image, placed in batch if placed.ok]
             skipped += [{"path": image.rel, "reason": placed.reason} for image, placed in batch if not placed.ok]
             boxes = detector.boxes([str(out / "images" / i.split / p.name) for i, p in good]) if detector else []
             for number, (image, placed) in enumerate(good):
-                box = boxes[number] if detector else FULL_BOX
-                if box is None:
-                    fallbacks += 1
-                    box = FULL_BOX
-                _write_label(out, image, placed, class_ids[image.species], box, writers[image.split])
+                box = FULL_BOX
+                if detector:  # full-frame labels were written by the workers; these come from the detector
+                    box = boxes[number] or FULL_BOX
+                    fallbacks += boxes[number] is None
+                    label = out / "labels" / image.split / (placed.name.rsplit(".", 1)[0] + ".txt")
+                    write_text(str(label), yolo_line(class_ids[image.species], box))
+                _add_to_coco(writers[image.split], image, placed, class_ids[image.species], box)
                 written[image.split][image.species] += 1
                 links[placed.how] += 1
             done += len(batch)
@@ -174,9 +176,13 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
     )
 
 
-def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig) -> Iterator[tuple[SourceImage, Placed]]:
-    """Yield each image with its outcome, in order, decoding in worker processes when asked."""
-    tasks = _tasks(out, images, config.link)
+def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
+               class_ids: dict[str, int] | None) -> Iterator[tuple[SourceImage, Placed]]:
+    """Yield each image with its outcome, in order, decoding in worker processes when asked.
+
+    With `class_ids`, the workers also write each image's full-frame label.
+    """
+    tasks = _tasks(out, images, config.link, class_ids)
     if config.workers == 1:
         for image, task in zip(images, tasks, strict=True):
             yield image, probe_and_place(*task)
@@ -192,7 +198,8 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig) -> I
         pool.join()
 
 
-def _tasks(out: Path, images: list[SourceImage], link: str) -> Iterator[tuple[str, str, str, str]]:
+def _tasks(out: Path, images: list[SourceImage], link: str,
+           class_ids: dict[str, int] | None) -> Iterator[tuple[str, ...]]:
     used: set[tuple[str, str]] = set()
     for image in images:
         stem = base = f"{safe_stem(image.species)}-{safe_stem(Path(image.rel).stem)}"
@@ -201,10 +208,14 @@ def _tasks(out: Path, images: list[SourceImage], link: str) -> Iterator[tuple[st
             number += 1
             stem = f"{base}-{number}"
         used.add((image.split, stem))
-        yield str(image.path), str(out / "images" / image.split), stem, link
+        label_file = label_line = ""
+        if class_ids is not None:
+            label_file = str(out / "labels" / image.split / f"{stem}.txt")
+            label_line = yolo_line(class_ids[image.species], FULL_BOX)
+        yield str(image.path), str(out / "images" / image.split), stem, link, label_file, label_line
 
 
-def _probe_task(task: tuple[str, str, str, str]) -> Placed:
+def _probe_task(task: tuple[str, ...]) -> Placed:
     return probe_and_place(*task)
 
 
@@ -223,11 +234,8 @@ def _batched(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _write_label(out: Path, image: SourceImage, placed: Placed, class_id: int, box, writer: CocoWriter) -> None:
+def _add_to_coco(writer: CocoWriter, image: SourceImage, placed: Placed, class_id: int, box) -> None:
     x, y, w, h = box
-    stem = placed.name.rsplit(".", 1)[0]
-    with open(out / "labels" / image.split / f"{stem}.txt", "w", encoding="ascii") as label:
-        label.write(f"{class_id} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n")
     pixels = (class_id, (x - w / 2) * placed.width, (y - h / 2) * placed.height, w * placed.width, h * placed.height)
     writer.add_image(placed.name, placed.width, placed.height, image.rel, [pixels])
 

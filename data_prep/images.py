@@ -37,8 +37,18 @@ def safe_stem(text: str) -> str:
     return stem or "x"
 
 
-def probe_and_place(source: str, target_dir: str, stem: str, link: str) -> Placed:
-    """Decode `source` fully (a truncated file fails here, not in training), then link it as `stem`."""
+def yolo_line(class_id: int, box: tuple[float, float, float, float]) -> str:
+    x, y, w, h = box
+    return f"{class_id} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
+
+
+def probe_and_place(source: str, target_dir: str, stem: str, link: str, label_file: str = "",
+                    label_line: str = "") -> Placed:
+    """Decode `source` fully (a truncated file fails here, not in training), then link it as `stem`.
+
+    With `label_file`, also write its YOLO label: creating files is slow on some disks, so it is
+    done here, in parallel, rather than one by one in the parent.
+    """
     try:
         if os.path.getsize(source) == 0:
             return Placed(ok=False, reason="empty file")
@@ -59,6 +69,8 @@ def probe_and_place(source: str, target_dir: str, stem: str, link: str) -> Place
     name = stem + suffix
     try:
         how = place_file(source, os.path.join(target_dir, name), link)
+        if label_file:
+            write_text(label_file, label_line)
     except OSError as exc:
         return Placed(ok=False, reason=f"cannot write to the output ({exc})")
     return Placed(ok=True, name=name, width=width, height=height, how=how)
@@ -77,6 +89,11 @@ def _decode(source: str) -> tuple[int, int, str]:
                 image.draft(image.mode, (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
             image.load()
     return width, height, image_format
+
+
+def write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _pillow_open():
