@@ -37,7 +37,7 @@ def test_version():
 def test_prepare_data_help_teaches_with_an_example():
     result = runner.invoke(app, ["prepare-data", "--help"])
     assert result.exit_code == 0
-    assert "Example:" in result.stdout and "--species-file" in result.stdout
+    assert "Examples:" in result.stdout and "--species-file" in result.stdout
 
 
 def test_user_errors_exit_2_with_one_line_and_no_traceback(tmp_path):
@@ -84,12 +84,13 @@ def test_prepare_data_passes_every_option_to_the_library(tmp_path):
         convert.return_value.to_dict.return_value = {"ok": True}
         result = runner.invoke(app, [
             "prepare-data", "src", "out", "--classes", "12", "--boxes", "detector", "--detector", "yolov8n.pt",
-            "--link", "copy", "--workers", "3", "--device", "cpu", "--overwrite", "--json",
+            "--link", "copy", "--workers", "3", "--detector-conf", "0.4", "--device", "cpu", "--overwrite", "--json",
         ])
     assert result.exit_code == 0, result.output
     config = convert.call_args.args[0]
     assert (config.classes, config.boxes, str(config.detector), config.link) == (12, "detector", "yolov8n.pt", "copy")
     assert (config.workers, config.device, config.overwrite, config.species_file) == (3, "cpu", True, None)
+    assert config.detector_conf == 0.4
     assert json.loads(result.stdout) == {"ok": True}
 
 

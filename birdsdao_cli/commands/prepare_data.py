@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,17 @@ from birdsdao_cli import output
 from birdsdao_cli.options import DeviceOpt, JsonOpt, WorkersOpt
 
 
+class BoxMode(str, Enum):
+    full = "full"
+    detector = "detector"
+
+
+class LinkMode(str, Enum):
+    hardlink = "hardlink"
+    symlink = "symlink"
+    copy = "copy"
+
+
 def prepare_data(
     src: Annotated[Path, typer.Argument(help="Unpacked BIRDS-525: train/ valid/ test/ <SPECIES>/*.jpg, birds.csv.")],
     out: Annotated[Path, typer.Argument(help="Dataset folder to create (built aside, renamed into place at the end).")],
@@ -20,11 +32,18 @@ def prepare_data(
         Path | None, typer.Option("--species-file", help="Keep exactly these species: one name a line, # comments.")
     ] = None,
     csv: Annotated[Path | None, typer.Option("--csv", help="Index csv (default: SRC/birds.csv when present).")] = None,
-    boxes: Annotated[str, typer.Option("--boxes", help="full: the whole photo; detector: a COCO bird box.")] = "full",
+    boxes: Annotated[
+        BoxMode, typer.Option("--boxes", help="full: the whole photo (BIRDS-525 photos are crops); detector: a "
+                              "COCO model's best bird box.")
+    ] = BoxMode.full,
     detector: Annotated[
         Path | None, typer.Option("--detector", help="COCO-trained ultralytics weights for --boxes detector.")
     ] = None,
-    link: Annotated[str, typer.Option("--link", help="hardlink (copies across disks), symlink or copy.")] = "hardlink",
+    detector_conf: Annotated[
+        float, typer.Option("--detector-conf", min=0.0, max=1.0, help="Least confidence of a detector box.")
+    ] = 0.25,
+    link: Annotated[LinkMode, typer.Option("--link", help="How images enter OUT; a hard link that cannot be made "
+                                           "(another disk) becomes a copy.")] = LinkMode.hardlink,
     workers: WorkersOpt = 2,
     device: DeviceOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
@@ -35,13 +54,20 @@ def prepare_data(
     Writes images/ and labels/ (train, val, test), data.yaml for `birds train`, classes.json,
     COCO annotations/instances_*.json and report.json. Broken images are skipped and listed.
 
-    Example:  birds prepare-data ~/data/birds525 ~/data/birds161 --classes 161
+    Examples:
+
+      birds prepare-data ~/data/birds525 ~/data/birds161
+
+      birds prepare-data ~/data/birds525 ~/data/mine --species-file my-species.txt --link copy
+
+      birds prepare-data ~/data/birds525 ~/data/boxed --boxes detector --detector yolov8x.pt
     """
     from data_prep import ConvertConfig, convert_dataset
 
     config = ConvertConfig(
-        source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes,
-        detector=detector, device=device, link=link, workers=workers, overwrite=overwrite,
+        source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes.value,
+        detector=detector, detector_conf=detector_conf, device=device, link=link.value, workers=workers,
+        overwrite=overwrite,
     )
     with output.progress_bar("Converting images") as progress:
         report = convert_dataset(config, progress=progress)
