@@ -24,5 +24,6 @@ def test_install_and_run_command_installs_the_same_torch_as_the_tests():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     run = code_after("**Install and run**", readme)
     test = code_after("**Test**", readme)
-    assert "pip install torch==2.14.1 torchvision==0.29.1" in run and "pip install torch==2.14.1 torchvision==0.29.1" in test
+    pair = "pip install torch==2.14.1 torchvision==0.29.1"
+    assert pair in run and pair in test
     assert "birds " in run

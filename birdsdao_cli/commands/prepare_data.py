@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +13,12 @@ from birdsdao_cli import output
 from birdsdao_cli.options import DeviceOpt, JsonOpt, WorkersOpt
 
 
-class BoxMode(str, Enum):
+class BoxMode(StrEnum):
     full = "full"
     detector = "detector"
 
 
-class LinkMode(str, Enum):
+class LinkMode(StrEnum):
     hardlink = "hardlink"
     symlink = "symlink"
     copy = "copy"
