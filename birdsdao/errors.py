@@ -41,3 +41,7 @@ class MissingDependencyError(BirdsError):
 
 class WeightsNotFoundError(BirdsError):
     """A model weights file or folder is missing."""
+
+
+class UnsupportedUltralyticsVersion(BirdsError):
+    """The installed ultralytics is not a release whose trainer internals birdsdao was checked against."""

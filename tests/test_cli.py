@@ -14,7 +14,7 @@ runner = CliRunner()
 HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["prepare-data", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["prepare-data", "--help"], ["train", "--help"], ["val", "--help"]])
 def test_help_does_not_import_heavy_libraries(argv):
     code = (
         "import sys\n"
@@ -99,3 +99,30 @@ def test_prepare_data_existing_output_needs_overwrite(birds_tree, tmp_path):
     result = runner.invoke(app, ["prepare-data", str(birds_tree), str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "already exists" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_train_passes_options_and_settings_to_the_library(tmp_path):
+    with mock.patch("training.train.train_detector") as train:
+        train.return_value.to_dict.return_value = {"run_dir": "x"}
+        result = runner.invoke(app, [
+            "--home", str(tmp_path), "train", "data.yaml", "--epochs", "3", "--imgsz", "64", "--sparse",
+            "--l1", "0.003", "--set", "lr0=0.02", "--set", "cos_lr=true", "--json",
+        ])
+    assert result.exit_code == 0, result.output
+    config = train.call_args.args[0]
+    assert (config.epochs, config.imgsz, config.sparse, config.l1, config.l1_decay) == (3, 64, True, 0.003, 0.9)
+    assert config.overrides == {"lr0": 0.02, "cos_lr": True}
+    assert config.project == tmp_path.resolve() / "runs" / "train"
+    assert json.loads(result.stdout) == {"run_dir": "x"}
+
+
+def test_train_set_needs_key_equals_value():
+    result = runner.invoke(app, ["train", "data.yaml", "--set", "lr0"])
+    assert result.exit_code == 2
+    assert "is not KEY=VALUE" in result.output
+
+
+def test_train_missing_data_is_one_line(tmp_path):
+    result = runner.invoke(app, ["train", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2
+    assert "none.yaml: no such data.yaml" in result.stderr and "Traceback" not in result.output

@@ -1,0 +1,1 @@
+"""Network-slimming channel pruning of ultralytics YOLO detectors."""

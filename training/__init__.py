@@ -1,0 +1,1 @@
+"""YOLO training with network-slimming sparsity, and validation."""

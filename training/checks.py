@@ -1,0 +1,109 @@
+"""Refuse bad training input before any training starts: dataset, model, device."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".mpo", ".dng"}
+
+
+def check_data_yaml(path: Path) -> dict:
+    """Parse and resolve a detection data.yaml the way ultralytics will, with errors that name the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such data.yaml", hint="make one with `birds prepare-data SRC OUT`")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise InvalidInputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not a text file") from None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{path}: expected a mapping with train, val and names")
+    missing = [key for key in ("train", "val") if not raw.get(key)]
+    if "names" not in raw and "nc" not in raw:
+        missing.append("names")
+    if missing:
+        raise InvalidInputError(f"{path}: lacks {', '.join(missing)}")
+    from ultralytics.data.utils import check_det_dataset
+
+    try:
+        data = check_det_dataset(str(path), autodownload=False)
+    except Exception as exc:  # ultralytics raises FileNotFoundError, SyntaxError, KeyError… with useful text
+        message = " ".join(str(exc).split())
+        raise InvalidInputError(f"{path}: {message}") from None
+    for split in ("train", "val"):
+        for location in _as_list(data.get(split)):
+            if _count_images(Path(location)) == 0:
+                raise InvalidInputError(f"{path}: the {split} split ({location}) holds no images")
+    return data
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value] if value else []
+
+
+def _count_images(location: Path) -> int:
+    if location.is_dir():
+        return sum(1 for p in location.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if location.is_file() and location.suffix == ".txt":
+        return sum(1 for line in location.read_text(encoding="utf-8").splitlines() if line.strip())
+    return 0
+
+
+def check_model(model: str) -> str:
+    """A built-in model yaml (yolov8n.yaml), a yaml file, or a local detector .pt; never a download."""
+    if model.endswith((".yaml", ".yml")):
+        from ultralytics.nn.tasks import yaml_model_load
+
+        try:
+            yaml_model_load(model)
+        except Exception as exc:
+            raise InvalidInputError(f"{model}: not a model yaml ultralytics knows ({exc})") from None
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"{model}: no such weights file",
+            hint="nothing is downloaded; train from scratch with --model yolov8n.yaml, or give a local .pt",
+        )
+    from ultralytics import YOLO
+
+    try:
+        task = YOLO(str(path)).task
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: not an ultralytics checkpoint ({exc})") from None
+    if task != "detect":
+        raise InvalidInputError(f"{path}: a {task} model; birds trains detectors")
+    return str(path)
+
+
+def check_device(device: str | None) -> None:
+    """CUDA ids that this machine lacks, or a word torch does not know, fail here and not mid-run."""
+    if device in (None, "", "cpu", "mps"):
+        return
+    from ultralytics.utils.torch_utils import select_device
+
+    try:
+        select_device(device, verbose=False)
+    except Exception as exc:
+        raise InvalidInputError(f"--device {device}: {' '.join(str(exc).split())[:300]}") from None
+
+
+def check_overrides(overrides: dict) -> None:
+    """`--set KEY=VALUE` keys must be ultralytics training arguments."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    for key in overrides:
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=1)
+            raise InvalidInputError(
+                f"--set {key}: not an ultralytics argument" + (f" (did you mean {close[0]}?)" if close else "")
+            )

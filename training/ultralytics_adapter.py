@@ -1,0 +1,161 @@
+"""Every ultralytics-specific trick of birdsdao's training lives here, behind a version check.
+
+Extension points used, and nothing else: a `DetectionTrainer` subclass passed with `trainer=`
+(overriding `optimizer_step`, because 8.4 fires no callback between backward and the optimizer
+step) and callbacks registered on that trainer. Settings are class attributes, so the class that
+ultralytics cloudpickles for multi-GPU DDP carries them to every rank.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+
+import torch
+
+from birdsdao.errors import UnsupportedUltralyticsVersion
+from training.sparsity import abs_gammas, add_l1_subgradient, bn_statistics, l1_lambda, summary
+
+SUPPORTED_SERIES = ((8, 4),)  # the trainer loop whose step order was read and tested
+
+
+def check_ultralytics() -> str:
+    import ultralytics
+
+    version = ultralytics.__version__
+    series = tuple(int(part) for part in version.split(".")[:2])
+    if series not in SUPPORTED_SERIES:
+        wanted = ", ".join(f"{a}.{b}.x" for a, b in SUPPORTED_SERIES)
+        raise UnsupportedUltralyticsVersion(
+            f"ultralytics {version} is installed; birdsdao's trainer was checked against {wanted}",
+            hint='pip install "ultralytics>=8.4,<8.5"',
+        )
+    return version
+
+
+@contextmanager
+def output_on_stderr() -> Iterator[None]:
+    """ultralytics logs and draws progress bars on stdout; the CLI keeps stdout for its results."""
+    from ultralytics.utils import LOGGER
+
+    moved = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    for handler in moved:
+        handler.setStream(sys.stderr)
+    try:
+        with redirect_stdout(sys.stderr):  # progress bars look up sys.stdout when they are created
+            yield
+    finally:
+        for handler in moved:
+            handler.setStream(sys.stdout)
+
+
+def trainer_class(l1: float = 0.0, l1_decay: float = 0.9) -> type:
+    """A `DetectionTrainer` subclass with sparsity settings baked in as class attributes."""
+    check_ultralytics()
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class BirdsDetectionTrainer(DetectionTrainer):
+        """Logs BatchNorm-scale statistics every epoch; with l1 > 0, adds network slimming's L1 penalty."""
+
+        l1_base = l1
+        l1_decay_share = l1_decay
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.l1_steps = 0  # optimizer steps that carried the penalty
+            for event, callback in (("on_fit_epoch_end", log_epoch), ("on_train_end", write_final_statistics)):
+                if callback not in self.callbacks[event]:  # DDP ranks receive the callbacks already registered
+                    self.add_callback(event, callback)
+
+        def l1_in_force(self) -> float:
+            return l1_lambda(self.epoch, self.epochs, self.l1_base, self.l1_decay_share) if self.l1_base else 0.0
+
+        def optimizer_step(self):
+            strength = self.l1_in_force()
+            if strength:
+                # Gradients are still multiplied by the AMP loss scale here (super() unscales them), so the
+                # penalty must be too, or AMP would divide λ by 65536. A disabled scaler's scale is 1.
+                add_l1_subgradient(self.model, strength * self.scaler.get_scale())
+                self.l1_steps += 1
+            super().optimizer_step()
+
+    BirdsDetectionTrainer.__qualname__ = BirdsDetectionTrainer.__name__
+    return BirdsDetectionTrainer
+
+
+def _saved_model(trainer) -> torch.nn.Module:
+    """The network the checkpoints hold: the EMA when there is one."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    return trainer.ema.ema if getattr(trainer, "ema", None) else unwrap_model(trainer.model)
+
+
+def _writer(trainer):
+    writer = getattr(trainer, "_birds_writer", None)
+    if writer is None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = trainer._birds_writer = SummaryWriter(log_dir=str(trainer.save_dir))
+    return writer
+
+
+def log_epoch(trainer) -> None:
+    """TensorBoard, each epoch: |γ| histogram, shares near zero, λ in force, and ultralytics' scalars."""
+    from ultralytics.utils import RANK
+
+    if RANK not in {-1, 0}:
+        return
+    epoch = trainer.epoch
+    writer = _writer(trainer)
+    if epoch >= trainer.epochs:  # final_eval re-fires this at step `epochs` with best.pt's metrics
+        for key, value in (trainer.metrics or {}).items():
+            writer.add_scalar(key, float(value), epoch)
+        writer.flush()
+        return
+    gammas = abs_gammas(_saved_model(trainer))
+    if getattr(trainer, "_birds_first_gammas", None) is None:
+        trainer._birds_first_gammas = gammas
+    trainer._birds_last_gammas = gammas
+    writer.add_histogram("sparsity/abs_gamma", gammas, epoch)
+    stats = summary(gammas)
+    writer.add_scalar("sparsity/mean_abs_gamma", stats["mean_abs_gamma"], epoch)
+    for key in ("share_below_0.01", "share_below_0.001"):
+        writer.add_scalar(f"sparsity/{key}", stats[key], epoch)
+    in_force = trainer.l1_in_force() if hasattr(trainer, "l1_in_force") else 0.0
+    writer.add_scalar("sparsity/l1_lambda", in_force, epoch)
+    scalars = {}
+    if trainer.tloss is not None:
+        scalars.update(trainer.label_loss_items(trainer.tloss, prefix="train"))
+    scalars.update(trainer.metrics or {})
+    scalars.update(trainer.lr or {})
+    for key, value in scalars.items():
+        writer.add_scalar(key, float(value), epoch)
+    writer.flush()
+
+
+def write_final_statistics(trainer) -> None:
+    """bn_stats.json and the |γ| distribution plot (first vs last epoch) in the run folder."""
+    from training.plots import plot_gamma_distribution
+
+    save_dir = Path(trainer.save_dir)
+    stats = bn_statistics(_saved_model(trainer))
+    stats["l1"] = {
+        "base": getattr(trainer, "l1_base", 0.0),
+        "decay": getattr(trainer, "l1_decay_share", 0.0),
+        "final": trainer.l1_in_force() if hasattr(trainer, "l1_in_force") else 0.0,
+        "optimizer_steps_with_penalty": getattr(trainer, "l1_steps", 0),
+    }
+    stats["epochs"] = trainer.epoch + 1
+    (save_dir / "bn_stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    first = getattr(trainer, "_birds_first_gammas", None)
+    last = getattr(trainer, "_birds_last_gammas", None)
+    if first is not None and last is not None:
+        plot_gamma_distribution(first, last, save_dir / "bn_gamma.png", last_epoch=trainer.epoch + 1)
+    writer = getattr(trainer, "_birds_writer", None)
+    if writer is not None:
+        writer.close()
+        trainer._birds_writer = None
