@@ -173,3 +173,26 @@ def test_val_command_reports_metrics_as_json(runs, tiny_data):
     assert set(report) == {"weights", "data", "split", "map50", "map50_95", "precision", "recall", "speed_ms"}
     assert 0.0 <= report["map50_95"] <= report["map50"] <= 1.0
     assert report["speed_ms"]["inference"] > 0
+
+
+def test_trainer_class_survives_the_cloudpickle_ddp_uses():
+    """Multi-GPU DDP ships type(trainer) to every rank with cloudpickle: the settings must travel with it."""
+    import cloudpickle
+
+    from training.ultralytics_adapter import log_epoch, trainer_class
+
+    original = trainer_class(l1=3e-3, l1_decay=0.5)
+    copy = cloudpickle.loads(cloudpickle.dumps(original))
+    assert (copy.l1_base, copy.l1_decay_share) == (3e-3, 0.5)
+    assert cloudpickle.loads(cloudpickle.dumps(log_epoch)) is log_epoch  # callbacks travel by reference
+
+
+def test_a_classifier_checkpoint_is_refused(tmp_path):
+    from ultralytics import YOLO
+
+    from training.checks import check_model
+
+    classifier = YOLO("yolov8n-cls.yaml")
+    classifier.save(str(tmp_path / "cls.pt"))
+    with pytest.raises(InvalidInputError, match="a classify model; birds trains detectors"):
+        check_model(str(tmp_path / "cls.pt"))
