@@ -43,17 +43,3 @@ def test_missing_or_broken_detector_weights(tmp_path):
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(InvalidInputError, match="not an ultralytics detector"):
         BirdBoxDetector(broken)
-
-
-def test_probing_ignores_the_ultralytics_pillow_patch(tmp_path):
-    import ultralytics.utils.patches  # noqa: F401  (patches PIL.Image.open on import)
-    from PIL import Image
-
-    from data_prep.images import probe_and_place
-
-    assert Image.open.__module__ == "ultralytics.utils.patches"
-    notes = tmp_path / "notes.jpg"
-    notes.write_text("not a photo")
-    (tmp_path / "out").mkdir()
-    placed = probe_and_place(str(notes), str(tmp_path / "out"), "notes", "copy")
-    assert (placed.ok, placed.reason) == (False, "not an image Pillow can read")
