@@ -31,8 +31,8 @@ def prunable_batchnorms(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
             tied.update(f"{prefix}{sub}" for sub, child in module.named_modules() if isinstance(child, nn.BatchNorm2d))
         elif kind in _SPLIT_BLOCKS and hasattr(module, "cv1"):
             tied.add(f"{prefix}cv1.bn")
-        elif kind == "Bottleneck" and getattr(module, "add", False):
-            tied.add(f"{prefix}cv2.bn")
+        elif kind in ("Bottleneck", "SPPF") and getattr(module, "add", False):
+            tied.add(f"{prefix}cv2.bn")  # summed with the block's input
     return {
         name: module
         for name, module in model.named_modules()
@@ -44,6 +44,7 @@ def prunable_batchnorms(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
 class ChannelPlan:
     keep: float
     min_channels: int
+    round_to: int
     threshold: float
     prunable_channels: int
     removed_channels: int
@@ -66,14 +67,20 @@ class ChannelPlan:
         }
 
 
-def plan_channels(model: nn.Module, keep: float, min_channels: int = 8) -> ChannelPlan:
-    """One global threshold on |γ| that keeps `keep` of the prunable channels, at least `min_channels` a layer."""
+def plan_channels(model: nn.Module, keep: float, min_channels: int = 8, round_to: int = 1) -> ChannelPlan:
+    """One global threshold on |γ| that keeps `keep` of the prunable channels.
+
+    Each layer keeps at least `min_channels` (or all it has), and its count is rounded up to a
+    multiple of `round_to` (8 or 16 suit GPU kernels), never beyond what it has.
+    """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], not {keep}")
+    if min_channels < 1 or round_to < 1:
+        raise ValueError("min_channels and round_to must be at least 1")
     layers = prunable_batchnorms(model)
     all_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     if not layers:
-        return ChannelPlan(keep, min_channels, 0.0, 0, 0, all_channels, 0, {})
+        return ChannelPlan(keep, min_channels, round_to, 0.0, 0, 0, all_channels, 0, {})
     gammas = {name: bn.weight.detach().abs().float().cpu() for name, bn in layers.items()}
     pooled = torch.cat(list(gammas.values()))
     keep_count = max(1, math.ceil(keep * pooled.numel()))
@@ -84,7 +91,17 @@ def plan_channels(model: nn.Module, keep: float, min_channels: int = 8) -> Chann
         floor = min(min_channels, gamma.numel())
         if kept < floor:
             kept, at_minimum = floor, at_minimum + 1
-        kept_per_layer[name] = kept
+        kept_per_layer[name] = min(gamma.numel(), math.ceil(kept / round_to) * round_to)
     removed = int(pooled.numel() - sum(kept_per_layer.values()))
-    return ChannelPlan(keep, min_channels, threshold, int(pooled.numel()), removed, all_channels, at_minimum,
-                       kept_per_layer)
+    return ChannelPlan(keep, min_channels, round_to, threshold, int(pooled.numel()), removed, all_channels,
+                       at_minimum, kept_per_layer)
+
+
+def keep_indices(model: nn.Module, plan: ChannelPlan) -> dict[str, torch.Tensor]:
+    """The channels each layer keeps under `plan`: its largest |γ|, in their original order."""
+    layers = prunable_batchnorms(model)
+    chosen = {}
+    for name, count in plan.kept_per_layer.items():
+        gamma = layers[name].weight.detach().abs().float()
+        chosen[name] = torch.topk(gamma, count).indices.sort().values
+    return chosen

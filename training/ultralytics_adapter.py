@@ -159,3 +159,24 @@ def write_final_statistics(trainer) -> None:
     if writer is not None:
         writer.close()
         trainer._birds_writer = None
+
+
+def pruned_trainer_class() -> type:
+    """A `DetectionTrainer` that trains the module it is given instead of rebuilding it from its yaml.
+
+    `Model.train()` calls `get_model(weights=<the loaded module>, cfg=<its yaml>)`; the stock trainer
+    builds a fresh network from the yaml and copies the tensors whose shapes match, which turns a
+    pruned network back into the unpruned one ("Transferred 295/355 items").
+    """
+    base = trainer_class()
+
+    class PrunedDetectionTrainer(base):
+        def get_model(self, cfg=None, weights=None, verbose=True):
+            if isinstance(weights, torch.nn.Module):
+                for parameter in weights.parameters():
+                    parameter.requires_grad_(True)
+                return weights
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+
+    PrunedDetectionTrainer.__qualname__ = PrunedDetectionTrainer.__name__
+    return PrunedDetectionTrainer

@@ -1,0 +1,91 @@
+"""`finetune_pruned`: train a pruned detector as it is, and prove it stayed pruned."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from birdsdao.errors import BirdsError, InvalidInputError
+
+
+class PruningLostError(BirdsError):
+    """Fine-tuning returned a network of another size than the pruned one."""
+
+
+@dataclass
+class FinetuneConfig:
+    weights: Path
+    data: Path
+    epochs: int = 30
+    imgsz: int = 640
+    batch: int = 16
+    device: str | None = None
+    workers: int = 2
+    project: Path = Path("runs/finetune")
+    name: str = "exp"
+    seed: int = 0
+    overrides: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class FinetuneRun:
+    run_dir: str
+    weights: str  # final epoch, full precision
+    best: str
+    last: str
+    params: int
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
+    from ultralytics.utils.torch_utils import get_num_params
+
+    from pruning.prune import load_detector
+    from training.checks import check_data_yaml, check_device, check_overrides
+    from training.ultralytics_adapter import check_ultralytics, pruned_trainer_class
+
+    if config.epochs < 1:
+        raise InvalidInputError(f"--epochs must be at least 1, not {config.epochs}")
+    check_ultralytics()
+    check_overrides(config.overrides)
+    data = check_data_yaml(Path(config.data))
+    check_device(config.device)
+    yolo = load_detector(config.weights)
+    if int(data["nc"]) != len(yolo.names):
+        raise InvalidInputError(
+            f"{config.data} has {data['nc']} classes and {config.weights} predicts {len(yolo.names)}: "
+            "a pruned detector is fine-tuned on the classes it was trained for"
+        )
+    params = get_num_params(yolo.model)
+    arguments = {
+        "data": str(config.data), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
+        "device": config.device, "workers": config.workers, "project": str(Path(config.project).absolute()),
+        "name": config.name, "seed": config.seed,
+    } | dict(config.overrides)
+    yolo.train(trainer=pruned_trainer_class(), **arguments)
+    trainer = yolo.trainer
+    final = trainer.ema.ema if trainer.ema else trainer.model
+    trained = get_num_params(final)
+    if trained != params:
+        raise PruningLostError(
+            f"fine-tuning returned {trained:,} parameters instead of the pruned {params:,}: the network was rebuilt",
+            hint="report this with your ultralytics version; the pruned weights are unchanged",
+        )
+    run_dir = Path(trainer.save_dir)
+    weights = run_dir / "weights" / "finetuned.pt"
+    # ultralytics' best.pt and last.pt hold half precision; keep the final epoch in full precision too
+    checkpoint = {"model": final.float(), "ema": None, "train_args": vars(trainer.args),
+                  "version": __import__("ultralytics").__version__}
+    partial = weights.with_name(f".{weights.name}.partial")
+    torch.save(checkpoint, partial)
+    os.replace(partial, weights)
+    return FinetuneRun(
+        run_dir=str(run_dir), weights=str(weights), best=str(trainer.best), last=str(trainer.last), params=trained,
+        metrics={key: round(float(value), 5) for key, value in (trainer.metrics or {}).items()},
+    )
