@@ -63,8 +63,8 @@ class PruneReport:
         return asdict(self)
 
 
-def load_detector(weights: Path):
-    """An ultralytics YOLO detector from a local file, with its BatchNorms intact."""
+def load_detector(weights: Path, *, require_batchnorm: bool = True):
+    """An ultralytics YOLO detector from a local file (with its BatchNorms, unless told otherwise)."""
     weights = Path(weights)
     if not weights.is_file():
         raise WeightsNotFoundError(f"{weights}: no such weights file")
@@ -76,7 +76,7 @@ def load_detector(weights: Path):
         raise InvalidInputError(f"{weights}: not an ultralytics checkpoint ({exc})") from None
     if yolo.task != "detect":
         raise InvalidInputError(f"{weights}: a {yolo.task} model; birds prune handles detectors")
-    if not any(isinstance(m, nn.BatchNorm2d) for m in yolo.model.modules()):
+    if require_batchnorm and not any(isinstance(m, nn.BatchNorm2d) for m in yolo.model.modules()):
         raise InvalidInputError(f"{weights}: the model has no BatchNorm layers (fused?), nothing to prune by")
     return yolo
 

@@ -1,0 +1,20 @@
+"""`export_detector`: ultralytics export, with the ONNX result checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from birdsdao.errors import InvalidInputError
+
+FORMATS = ("onnx", "torchscript")
+
+
+def export_detector(weights: Path, format: str = "onnx", imgsz: int = 640) -> dict[str, object]:
+    from pruning.prune import export_onnx_checked, load_detector
+
+    if format not in FORMATS:
+        raise InvalidInputError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+    yolo = load_detector(weights, require_batchnorm=False)
+    if format == "onnx":
+        return export_onnx_checked(Path(weights), imgsz)
+    return {"path": str(yolo.export(format=format, imgsz=imgsz, verbose=False)), "imgsz": imgsz}
