@@ -141,8 +141,8 @@ def _finetune(ctx, weights, data, epochs, imgsz, batch, device, workers, name, s
 
 def _render_prune(report) -> None:
     changed = [layer for layer in report.layers if layer["after"] != layer["before"]]
-    table = Table("layer", "channels before", "after", title=f"Pruned {len(changed)} of {len(report.layers)} "
-                  "BatchNorm layers (the others are unchanged)")
+    table = Table("layer", "channels before", "after",
+                  title=f"{len(changed)} of {len(report.layers)} BatchNorm layers pruned")
     for layer in changed:
         table.add_row(str(layer["name"]).removesuffix(".bn"), str(layer["before"]), str(layer["after"]))
     output.stdout.print(table)
