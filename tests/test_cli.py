@@ -11,10 +11,11 @@ from birdsdao.errors import DatasetNotFoundError
 from birdsdao_cli.main import app
 
 runner = CliRunner()
+COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export")
 HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["prepare-data", "--help"], ["train", "--help"], ["val", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in COMMANDS)])
 def test_help_does_not_import_heavy_libraries(argv):
     code = (
         "import sys\n"
@@ -126,3 +127,19 @@ def test_train_missing_data_is_one_line(tmp_path):
     result = runner.invoke(app, ["train", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2
     assert "none.yaml: no such data.yaml" in result.stderr and "Traceback" not in result.output
+
+
+def test_prune_with_finetune_hands_the_pruned_weights_on(tmp_path):
+    with mock.patch("pruning.prune.prune_detector") as prune, mock.patch("pruning.finetune.finetune_pruned") as tune:
+        prune.return_value.weights = str(tmp_path / "pruned.pt")
+        prune.return_value.to_dict.return_value = {"weights": "p"}
+        tune.return_value.to_dict.return_value = {"params": 1}
+        result = runner.invoke(app, ["--home", str(tmp_path), "prune", "last.pt", "--keep", "0.6", "--round-to", "8",
+                                     "--finetune", "data.yaml", "--epochs", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    config = prune.call_args.args[0]
+    assert (config.keep, config.round_to, config.min_channels) == (0.6, 8, 8)
+    tuning = tune.call_args.args[0]
+    assert (str(tuning.weights), str(tuning.data), tuning.epochs) == (str(tmp_path / "pruned.pt"), "data.yaml", 4)
+    assert tuning.project == tmp_path.resolve() / "runs" / "finetune"
+    assert json.loads(result.stdout) == {"prune": {"weights": "p"}, "finetune": {"params": 1}}

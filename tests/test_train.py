@@ -103,6 +103,11 @@ def test_penalty_is_applied_once_per_optimizer_step_with_accumulation(tiny_data,
                 project=str(tmp_path), name="count", optimizer="SGD", **TINY)
     assert counts["batches"] > counts["steps"] > 0  # accumulation: several batches per step
     assert model.trainer.l1_steps == counts["steps"]
+    # L1 must be the only shrinkage on γ: BatchNorm scales sit in a parameter group without weight decay
+    scales = {id(m.weight) for m in model.trainer.model.modules() if isinstance(m, nn.BatchNorm2d)}
+    for group in model.trainer.optimizer.param_groups:
+        if any(id(parameter) in scales for parameter in group["params"]):
+            assert group["weight_decay"] == 0.0
 
 
 def test_penalty_survives_amp_loss_scaling():
