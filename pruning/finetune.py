@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from birdsdao.errors import BirdsError, InvalidInputError
+from training.train import RunSettings
 
 
 class PruningLostError(BirdsError):
     """Fine-tuning returned a network of another size than the pruned one."""
 
 
-@dataclass
-class FinetuneConfig:
+@dataclass(kw_only=True)
+class FinetuneConfig(RunSettings):
     weights: Path
-    data: Path
     epochs: int = 30
-    imgsz: int = 640
-    batch: int = 16
-    device: str | None = None
-    workers: int = 2
     project: Path = Path("runs/finetune")
-    name: str = "exp"
-    seed: int = 0
-    overrides: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,8 +43,7 @@ def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
     from training.checks import check_data_yaml, check_device, check_overrides
     from training.ultralytics_adapter import check_ultralytics, pruned_trainer_class
 
-    if config.epochs < 1:
-        raise InvalidInputError(f"--epochs must be at least 1, not {config.epochs}")
+    config.validate()
     check_ultralytics()
     check_overrides(config.overrides)
     data = check_data_yaml(Path(config.data))
@@ -63,12 +55,7 @@ def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
             "a pruned detector is fine-tuned on the classes it was trained for"
         )
     params = get_num_params(yolo.model)
-    arguments = {
-        "data": str(config.data), "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
-        "device": config.device, "workers": config.workers, "project": str(Path(config.project).absolute()),
-        "name": config.name, "seed": config.seed,
-    } | dict(config.overrides)
-    yolo.train(trainer=pruned_trainer_class(), **arguments)
+    yolo.train(trainer=pruned_trainer_class(), **config.train_arguments())
     trainer = yolo.trainer
     final = trainer.ema.ema if trainer.ema else trainer.model
     trained = get_num_params(final)

@@ -11,10 +11,11 @@ from birdsdao.errors import InvalidInputError
 PREVIEW_KEEPS = (0.5, 0.7, 0.8)
 
 
-@dataclass
-class TrainConfig:
+@dataclass(kw_only=True)
+class RunSettings:
+    """What every ultralytics training run here takes (training and fine-tuning)."""
+
     data: Path
-    model: str = "yolov8n.yaml"
     epochs: int = 100
     imgsz: int = 640
     batch: int = 16
@@ -23,27 +24,38 @@ class TrainConfig:
     project: Path = Path("runs/train")
     name: str = "exp"
     seed: int = 0
-    optimizer: str | None = None  # SGD for sparse runs (as the slimming paper), ultralytics' "auto" otherwise
-    sparse: bool = False
-    l1: float = 1e-2
-    l1_decay: float = 0.9
     overrides: dict[str, object] = field(default_factory=dict)  # any other ultralytics training argument
 
     def validate(self) -> None:
         for name, value, low in (("epochs", self.epochs, 1), ("imgsz", self.imgsz, 32), ("batch", self.batch, 1)):
             if value < low:
                 raise InvalidInputError(f"--{name} must be at least {low}, not {value}")
-        if self.l1 < 0 or not 0 <= self.l1_decay <= 1:
-            raise InvalidInputError("--l1 must be ≥ 0 and --l1-decay within [0, 1]")
 
     def train_arguments(self) -> dict[str, object]:
         arguments = {
             "data": str(self.data), "epochs": self.epochs, "imgsz": self.imgsz, "batch": self.batch,
             "device": self.device, "workers": self.workers, "project": str(Path(self.project).absolute()),
             "name": self.name, "seed": self.seed,
-            "optimizer": self.optimizer or ("SGD" if self.sparse else "auto"),
         }
         return arguments | dict(self.overrides)
+
+
+@dataclass(kw_only=True)
+class TrainConfig(RunSettings):
+    model: str = "yolov8n.yaml"
+    optimizer: str | None = None  # SGD for sparse runs (as the slimming paper), ultralytics' "auto" otherwise
+    sparse: bool = False
+    l1: float = 1e-2
+    l1_decay: float = 0.9
+
+    def validate(self) -> None:
+        super().validate()
+        if self.l1 < 0 or not 0 <= self.l1_decay <= 1:
+            raise InvalidInputError("--l1 must be ≥ 0 and --l1-decay within [0, 1]")
+
+    def train_arguments(self) -> dict[str, object]:
+        optimizer = self.optimizer or ("SGD" if self.sparse else "auto")
+        return {"optimizer": optimizer} | super().train_arguments()
 
 
 @dataclass
