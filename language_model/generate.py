@@ -1,0 +1,98 @@
+"""Streaming generation: a token iterator that the CLI and the web UI consume alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from language_model.prompts import Turn, build_prompt
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # 0: greedy, reproducible
+    top_p: float = 0.9
+    repetition_penalty: float = 1.2  # small models loop without it
+    stops: tuple[str, ...] = ()  # extra stop strings, besides the template's and the end-of-text token
+
+
+def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[str, ...] = ()) -> Iterator[str]:
+    """Yield the continuation of `prompt` piece by piece; stop at the first stop string (not yielded)."""
+    import torch
+    from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sampling = settings.temperature > 0
+    arguments = dict(
+        **inputs, streamer=streamer, max_new_tokens=settings.max_new_tokens, do_sample=sampling,
+        repetition_penalty=settings.repetition_penalty, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+    )
+    if sampling:
+        arguments.update(temperature=settings.temperature, top_p=settings.top_p)
+    stop_strings = tuple(stops) + tuple(settings.stops)
+    halt = threading.Event()
+    arguments["stopping_criteria"] = StoppingCriteriaList([_halt_criterion(halt)])
+
+    def run() -> None:
+        with torch.inference_mode():
+            model.generate(**arguments)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    yield from _until_stop(streamer, stop_strings, halt)
+    worker.join()
+
+
+def _until_stop(pieces: Iterator[str], stops: tuple[str, ...], halt: threading.Event) -> Iterator[str]:
+    """Pass text through, holding back just enough to cut it before a stop string."""
+    pending = ""
+    keep = max((len(stop) for stop in stops), default=0)
+    for piece in pieces:
+        if halt.is_set():
+            continue  # drain what the generator still sends after we asked it to stop
+        pending += piece
+        cut = min((pending.find(stop) for stop in stops if stop in pending), default=-1)
+        if cut >= 0:
+            if pending[:cut]:
+                yield pending[:cut]
+            halt.set()
+            continue
+        safe = len(pending) - keep
+        if safe > 0:
+            yield pending[:safe]
+            pending = pending[safe:]
+    if not halt.is_set() and pending:
+        yield pending
+
+
+def _halt_criterion(event: threading.Event):
+    """A stopping criterion that ends generation once a stop string was seen in the stream."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return Halt()
+
+
+@dataclass
+class Chat:
+    """A conversation: each answer sees the rounds before it."""
+
+    loaded: object
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    history: list[Turn] = field(default_factory=list)
+
+    def ask(self, question: str) -> Iterator[str]:
+        prompt, stops = build_prompt(self.loaded.tokenizer, self.loaded.family, question, self.history)
+        answer = []
+        for piece in stream_text(self.loaded, prompt, self.settings, stops):
+            answer.append(piece)
+            yield piece
+        self.history.append((question, "".join(answer).strip()))

