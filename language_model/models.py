@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from birdsdao.errors import BirdsError, InvalidInputError
+from birdsdao.errors import BirdsError, InvalidInputError, MissingDependencyError
 
 DEFAULT_MODEL = "gemma-3-270m"
 # Strings whose round trip through the converted tokenizer proves it is the right one: a Gemma GGUF
@@ -145,6 +145,31 @@ def check_round_trip(tokenizer, what: str) -> None:
         )
 
 
+def _quantization(bits: int | None, device: str) -> dict[str, object]:
+    """from_pretrained arguments for a 4- or 8-bit base (bitsandbytes, CUDA only), as ChatGLM2's INT4 runs."""
+    if bits is None:
+        return {}
+    import torch
+
+    if bits not in (4, 8):
+        raise InvalidInputError(f"--quantization-bit must be 4 or 8, not {bits}")
+    if str(device) == "cpu" or not torch.cuda.is_available():
+        raise InvalidInputError(
+            f"--quantization-bit {bits} needs a CUDA GPU (bitsandbytes); this run is on {device}",
+            hint="leave it out on a CPU: the default model is small enough in full precision",
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("--quantization-bit needs bitsandbytes", hint="pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=bits == 4, load_in_8bit=bits == 8,
+                                bnb_4bit_compute_dtype=torch.float16)
+    index = str(device).rsplit(":", 1)[-1]  # "cuda:1" or "1" → GPU 1; "cuda" → GPU 0
+    return {"quantization_config": config, "device_map": {"": int(index) if index.isdigit() else 0}}
+
+
 def fingerprint(model) -> str:
     """A short hash of the architecture and the shapes of every weight: the same base model, or not."""
     digest = hashlib.sha256(json.dumps(model.config.to_diff_dict(), sort_keys=True, default=str).encode())
@@ -154,20 +179,23 @@ def fingerprint(model) -> str:
 
 
 def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str = "cpu", dtype: str = "float32",
-               progress: Progress | None = None) -> LoadedModel:
+               progress: Progress | None = None, quantization_bit: int | None = None) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = resolve_base_model(spec, models_dir, progress)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
     if torch_dtype is None:
         raise InvalidInputError(f"--dtype must be float32, bfloat16 or float16, not {dtype!r}")
+    extra = _quantization(quantization_bit, device)
+    folder = resolve_base_model(spec, models_dir, progress)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, **extra)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelNotSupportedError(f"{folder}: transformers cannot load it as a causal LM ({exc})") from None
-    model.to(device).eval()
+    if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
+        model.to(device)
+    model.eval()
     name = DEFAULT_MODEL if spec in (None, "", DEFAULT_MODEL) else str(folder)
     if name == DEFAULT_MODEL:
         check_round_trip(tokenizer, f"the tokenizer saved in {folder}")

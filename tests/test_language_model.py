@@ -33,9 +33,10 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    # weights wide enough (initializer_range) that a prefix can move the predictions a long way
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=1, eos_token_id=2)
+                         bos_token_id=1, eos_token_id=2, initializer_range=0.3)
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 
@@ -130,3 +131,118 @@ def test_default_gemma_converts_once_and_writes_chinese_and_english(tmp_path):
     english = list(Chat(loaded, settings).ask("What does the bald eagle eat?"))
     assert len(chinese) > 1 and has_cjk("".join(chinese))
     assert len(english) > 1 and any(char.isascii() and char.isalpha() for char in "".join(english))
+
+
+def alpaca(tmp_path, records, *, lines=False) -> Path:
+    path = tmp_path / ("data.jsonl" if lines else "data.json")
+    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) if lines else json.dumps(records)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BIRDS = [
+    {"instruction": "丹顶鹤吃什么？", "input": "", "output": "丹顶鹤吃鱼、虾和水草。"},
+    {"instruction": "What does the bald eagle eat?", "input": "", "output": "Mostly fish."},
+    {"instruction": "白头海雕生活在哪里？", "input": "", "output": "白头海雕生活在北美洲。"},
+    {"instruction": "Describe the house finch.", "input": "in one sentence", "output": "The house finch sings."},
+]
+
+
+def test_malformed_records_are_named_and_empty_outputs_counted(tmp_path):
+    from birdsdao.errors import InvalidInputError
+    from language_model.ptune_data import read_examples
+
+    examples, empty = read_examples(alpaca(tmp_path, BIRDS + [{"instruction": "x", "input": "", "output": " "}]))
+    assert (len(examples), empty) == (4, 1)
+    assert examples[3].question == "Describe the house finch.\nin one sentence"
+    with pytest.raises(InvalidInputError, match=r"data.json: record 2: 'output' must be a string"):
+        read_examples(alpaca(tmp_path, [BIRDS[0], {"instruction": "x", "input": ""}]))
+    with pytest.raises(InvalidInputError, match=r"data.jsonl:2: not valid JSON"):
+        path = alpaca(tmp_path, BIRDS[:1], lines=True)
+        path.write_text(path.read_text() + "\n{broken\n", encoding="utf-8")
+        read_examples(path)
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_model_dir, tmp_path_factory):
+    from language_model.ptune import PtuneConfig, run_ptune
+
+    work = tmp_path_factory.mktemp("ptune")
+    data = alpaca(work, BIRDS * 3)
+    config = PtuneConfig(data=data, output=work / "prefix", base_model=str(tiny_model_dir), pre_seq_len=8,
+                         prefix_projection=True, lr=5e-2, batch_size=2, gradient_accumulation_steps=2, max_steps=30,
+                         save_steps=10, logging_steps=5, val_split=0.25, max_target_length=12)
+    steps = []
+    result = run_ptune(config, work / "models", progress=lambda step, total, loss: steps.append((step, loss)))
+    return {"result": result, "steps": steps, "config": config, "work": work}
+
+
+def test_ptune_lowers_the_loss_and_writes_the_original_outputs(tuned):
+    result, steps = tuned["result"], tuned["steps"]
+    losses = [loss for _, loss in steps if loss is not None]
+    assert steps[-1][0] == 30 and losses[-1] < 0.7 * losses[0]
+    prefix = Path(result.prefix)
+    assert {"adapter_model.safetensors", "adapter_config.json", "birds_prefix.json", "train_results.json",
+            "eval_results.json", "generated_predictions.jsonl"} <= {p.name for p in prefix.iterdir()}
+    assert sorted(p.name for p in prefix.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    train = json.loads((prefix / "train_results.json").read_text())
+    assert set(train) == {"epoch", "train_loss", "train_runtime", "train_samples", "train_samples_per_second",
+                          "train_steps_per_second"}
+    assert train["train_samples"] == result.train_examples == 9
+    scores = json.loads((prefix / "eval_results.json").read_text())
+    assert {"eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l"} <= set(scores)
+    predictions = [json.loads(line) for line in (prefix / "generated_predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == result.val_examples == 3
+    assert set(predictions[0]) == {"prompt", "reference", "prediction"}
+
+
+def test_saved_prefix_reloads_with_identical_logits(tuned, tiny_model_dir):
+    import torch
+
+    from language_model.ptune import load_prefix
+
+    work = tuned["work"]
+    first = load_prefix(load_model(tiny_model_dir, work / "models"), Path(tuned["result"].prefix))
+    second = load_prefix(load_model(tiny_model_dir, work / "models"), Path(tuned["result"].prefix))
+    plain = load_model(tiny_model_dir, work / "models").model
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.inference_mode():
+        assert torch.equal(first(input_ids=ids).logits, second(input_ids=ids).logits)
+        assert not torch.allclose(first(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_prefix_of_another_base_is_refused(tuned, tmp_path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from language_model.ptune import PrefixMismatchError, load_prefix
+
+    other = tmp_path / "other"
+    base = load_model(tuned["config"].base_model, tmp_path / "models")
+    config = LlamaConfig(**{**base.model.config.to_dict(), "num_hidden_layers": 3})
+    torch.manual_seed(1)
+    LlamaForCausalLM(config).save_pretrained(other)
+    base.tokenizer.save_pretrained(other)
+    with pytest.raises(PrefixMismatchError, match="was trained on"):
+        load_prefix(load_model(other, tmp_path / "models"), Path(tuned["result"].prefix))
+
+
+def test_resume_continues_from_the_last_checkpoint(tuned):
+    from dataclasses import replace
+
+    from language_model.ptune import run_ptune
+
+    steps = []
+    config = replace(tuned["config"], resume=True, max_steps=24)
+    run_ptune(config, tuned["work"] / "models", progress=lambda step, total, loss: steps.append(step))
+    assert steps[0] == 21 and steps[-1] == 24  # picked up after checkpoint-20
+
+
+def test_quantization_needs_a_gpu(tuned):
+    from dataclasses import replace
+
+    from birdsdao.errors import InvalidInputError
+    from language_model.ptune import run_ptune
+
+    with pytest.raises(InvalidInputError, match="needs a CUDA GPU"):
+        run_ptune(replace(tuned["config"], quantization_bit=4), tuned["work"] / "models")
