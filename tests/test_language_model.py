@@ -110,22 +110,30 @@ def test_a_tokenizer_that_garbles_text_is_refused(tiny_model_dir):
         check_round_trip(Garbling(), "the test tokenizer")
 
 
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    """The real default model, converted once for this module (the first load is the cold one)."""
+    import time
+
+    models = tmp_path_factory.mktemp("gemma-models")
+    messages = []
+    started = time.perf_counter()
+    load_model(None, models, progress=messages.append)
+    return {"models": models, "cold": time.perf_counter() - started, "messages": messages}
+
+
 @pytest.mark.slow
-def test_default_gemma_converts_once_and_writes_chinese_and_english(tmp_path):
+def test_default_gemma_converts_once_and_writes_chinese_and_english(gemma):
     import time
 
     from language_model.prompts import has_cjk
 
-    messages = []
+    assert any("once" in message for message in gemma["messages"])
     started = time.perf_counter()
-    load_model(None, tmp_path / "models", progress=messages.append)
-    cold = time.perf_counter() - started
-    assert any("once" in message for message in messages)
-    started = time.perf_counter()
-    loaded = load_model(None, tmp_path / "models")
+    loaded = load_model(None, gemma["models"])
     warm = time.perf_counter() - started
-    assert warm * 3 < cold, (warm, cold)
-    assert loaded.family == "gemma3_text" and not list((tmp_path / "models").glob(".*partial*"))
+    assert warm * 3 < gemma["cold"], (warm, gemma["cold"])
+    assert loaded.family == "gemma3_text" and not list(gemma["models"].glob(".*partial*"))
     settings = GenerationSettings(max_new_tokens=16)
     chinese = list(Chat(loaded, settings).ask("请告诉我些关于丹顶鹤的知识吧？"))
     english = list(Chat(loaded, settings).ask("What does the bald eagle eat?"))
@@ -246,3 +254,38 @@ def test_quantization_needs_a_gpu(tuned):
 
     with pytest.raises(InvalidInputError, match="needs a CUDA GPU"):
         run_ptune(replace(tuned["config"], quantization_bit=4), tuned["work"] / "models")
+
+
+@pytest.mark.slow
+def test_a_few_ptune_steps_on_the_real_model_write_every_output(gemma, tmp_path):
+    from language_model.ptune import PtuneConfig, load_prefix, run_ptune
+
+    data = alpaca(tmp_path, BIRDS * 2)
+    config = PtuneConfig(data=data, output=tmp_path / "prefix", pre_seq_len=8, batch_size=1,
+                         gradient_accumulation_steps=2, max_steps=3, save_steps=2, logging_steps=1, val_split=0.25,
+                         max_target_length=12)
+    result = run_ptune(config, gemma["models"])
+    written = {p.name for p in Path(result.prefix).iterdir()}
+    assert {"adapter_model.safetensors", "birds_prefix.json", "train_results.json", "eval_results.json",
+            "generated_predictions.jsonl", "checkpoint-2", "runs"} <= written
+    assert result.train["train_samples"] == 6 and result.eval["eval_samples"] == 2
+    tuned = load_prefix(load_model(None, gemma["models"]), Path(result.prefix))
+    assert tuned.peft_config["default"].num_virtual_tokens == 8
+
+
+def test_ptune_command_prints_json(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from birdsdao_cli.main import app
+
+    data = alpaca(tmp_path, BIRDS * 2)
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "ptune", str(data), "--base-model",
+                                      str(tiny_model_dir), "--pre-seq-len", "4", "--max-steps", "2",
+                                      "--gradient-accumulation-steps", "1", "--max-target-length", "6",
+                                      "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["train"]["train_samples"] == 7 and report["val_examples"] == 1  # --val-split 0.1 of 8
+    bad = CliRunner().invoke(app, ["ptune", str(data), "--base-model", str(tiny_model_dir), "--quantization-bit",
+                                   "4", "-o", str(tmp_path / "q")])
+    assert bad.exit_code == 2 and "needs a CUDA GPU" in bad.stderr
