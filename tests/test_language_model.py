@@ -289,3 +289,20 @@ def test_ptune_command_prints_json(tiny_model_dir, tmp_path):
     bad = CliRunner().invoke(app, ["ptune", str(data), "--base-model", str(tiny_model_dir), "--quantization-bit",
                                    "4", "-o", str(tmp_path / "q")])
     assert bad.exit_code == 2 and "needs a CUDA GPU" in bad.stderr
+
+
+def test_cpu_speed_up_keeps_the_predictions(tiny_model_dir, tuned, tmp_path):
+    import torch
+
+    from language_model.ptune import load_prefix
+    from language_model.speed import speed_up_for_cpu
+
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
+    for make in (lambda: load_model(tiny_model_dir, tmp_path / "m").model,
+                 lambda: load_prefix(load_model(tiny_model_dir, tmp_path / "m"), Path(tuned["result"].prefix))):
+        reference, fast = make(), speed_up_for_cpu(make())
+        with torch.inference_mode():
+            expected, got = reference(input_ids=ids).logits, fast(input_ids=ids).logits
+        assert got.dtype == torch.float32
+        assert (expected.argmax(-1) == got.argmax(-1)).float().mean() >= 0.75
+        assert torch.allclose(got, expected, atol=0.1 * float(expected.abs().max()))
