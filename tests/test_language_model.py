@@ -306,3 +306,15 @@ def test_cpu_speed_up_keeps_the_predictions(tiny_model_dir, tuned, tmp_path):
         assert got.dtype == torch.float32
         assert (expected.argmax(-1) == got.argmax(-1)).float().mean() >= 0.75
         assert torch.allclose(got, expected, atol=0.1 * float(expected.abs().max()))
+
+
+def test_eval_only_rescores_an_existing_prefix(tuned, tmp_path):
+    from dataclasses import replace
+
+    from language_model.ptune import run_ptune
+
+    first = json.loads((Path(tuned["result"].prefix) / "eval_results.json").read_text())
+    config = replace(tuned["config"], eval_only=True, prefix=Path(tuned["result"].prefix), output=tmp_path / "again")
+    result = run_ptune(config, tuned["work"] / "models")
+    assert result.train == {} and not (tmp_path / "again" / "train_results.json").exists()
+    assert result.eval == first  # the same prefix, split and greedy decoding score the same
