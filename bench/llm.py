@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,19 +44,24 @@ def ptune_child(models: str, steps: str) -> None:
                                    ensure_ascii=False), encoding="utf-8")
         result = run_ptune(PtuneConfig(data=data, output=Path(work) / "prefix", max_steps=int(steps),
                                        gradient_accumulation_steps=4, val_split=0), Path(models))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's size at fork
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
     print(json.dumps({"samples_per_second": result.train["train_samples_per_second"], "peak_mb": round(peak)}))
 
 
 def tokens_per_second(model, tokenizer, prompts: list[str], tokens: int) -> tuple[float, list[str]]:
     import torch
 
+    from language_model.generate import generate_ids
+
     answers, seconds, count = [], 0.0, 0
     with torch.inference_mode():
         for prompt in prompts:
             inputs = tokenizer(prompt, return_tensors="pt")
             started = time.perf_counter()
-            out = model.generate(**inputs, max_new_tokens=tokens, do_sample=False, repetition_penalty=1.2)
+            out = generate_ids(model, inputs["input_ids"], inputs["attention_mask"], max_new_tokens=tokens,
+                               do_sample=False, repetition_penalty=1.2)
             seconds += time.perf_counter() - started
             count += out.shape[1] - inputs["input_ids"].shape[1]
             answers.append(tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))

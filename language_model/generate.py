@@ -9,6 +9,32 @@ from dataclasses import dataclass, field
 from language_model.prompts import Turn, build_prompt
 
 
+def generate_ids(model, input_ids, attention_mask=None, **kwargs):
+    """`model.generate`, with a P-Tuning prefix really applied; returns input ids + new ids.
+
+    peft 0.21 hands its prefix to the model as `past_key_values`, which transformers 5 ignores during
+    `generate` (it builds its own `cache`): the prefix would silently do nothing. Here the prefix's
+    keys and values become the pre-filled cache, with placeholder ids in front of the prompt that the
+    cache stands for, exactly as the prefix sits in front of the prompt in training.
+    """
+    import torch
+
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    config = getattr(model, "peft_config", {}).get("default")
+    if config is None or getattr(config, "peft_type", None) is None or config.peft_type.value != "PREFIX_TUNING":
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    length = config.num_virtual_tokens
+    cache = model.get_prompt(batch_size=input_ids.shape[0])
+    placeholder = torch.zeros((input_ids.shape[0], length), dtype=input_ids.dtype, device=input_ids.device)
+    output = model.get_base_model().generate(
+        input_ids=torch.cat([placeholder, input_ids], dim=1),
+        attention_mask=torch.cat([torch.ones_like(placeholder), attention_mask], dim=1),
+        cache=cache, **kwargs,
+    )
+    return output[:, length:]
+
+
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 256
@@ -28,7 +54,8 @@ def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampling = settings.temperature > 0
     arguments = dict(
-        **inputs, streamer=streamer, max_new_tokens=settings.max_new_tokens, do_sample=sampling,
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], streamer=streamer,
+        max_new_tokens=settings.max_new_tokens, do_sample=sampling,
         repetition_penalty=settings.repetition_penalty, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
     )
     if sampling:
@@ -39,7 +66,7 @@ def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[
 
     def run() -> None:
         with torch.inference_mode():
-            model.generate(**arguments)
+            generate_ids(model, **arguments)
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()

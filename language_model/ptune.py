@@ -276,6 +276,7 @@ def evaluate(model, loaded, val_set: list[Example], config: PtuneConfig) -> tupl
     """eval_loss, then greedy answers scored with BLEU-4 and ROUGE-1/2/L on jieba tokens (×100)."""
     import torch
 
+    from language_model.generate import generate_ids
     from language_model.prompts import build_prompt
 
     model.eval()
@@ -290,8 +291,9 @@ def evaluate(model, loaded, val_set: list[Example], config: PtuneConfig) -> tupl
             prompt, stops = build_prompt(tokenizer, loaded.family, example.question)
             inputs = tokenizer(prompt, return_tensors="pt", truncation=True,
                                max_length=config.max_source_length).to(device)
-            generated = model.generate(**inputs, max_new_tokens=config.max_target_length, do_sample=False,
-                                       repetition_penalty=1.2, pad_token_id=pad)
+            generated = generate_ids(model, inputs["input_ids"], inputs["attention_mask"], do_sample=False,
+                                     max_new_tokens=config.max_target_length, repetition_penalty=1.2,
+                                     pad_token_id=pad)
             text = tokenizer.decode(generated[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             for stop in stops:
                 text = text.split(stop)[0]
