@@ -14,7 +14,7 @@ def generate_ids(model, input_ids, attention_mask=None, **kwargs):
 
     peft 0.21 hands its prefix to the model as `past_key_values`, which transformers 5 ignores during
     `generate` (it builds its own `cache`): the prefix would silently do nothing. Here the prefix's
-    keys and values become the pre-filled cache, with placeholder ids in front of the prompt that the
+    keys and values become the pre-filled cache, with stand-in ids in front of the prompt that the
     cache stands for, exactly as the prefix sits in front of the prompt in training.
     """
     import torch
@@ -26,10 +26,10 @@ def generate_ids(model, input_ids, attention_mask=None, **kwargs):
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     length = config.num_virtual_tokens
     cache = model.get_prompt(batch_size=input_ids.shape[0])
-    placeholder = torch.zeros((input_ids.shape[0], length), dtype=input_ids.dtype, device=input_ids.device)
+    stand_ins = torch.zeros((input_ids.shape[0], length), dtype=input_ids.dtype, device=input_ids.device)
     output = model.get_base_model().generate(
-        input_ids=torch.cat([placeholder, input_ids], dim=1),
-        attention_mask=torch.cat([torch.ones_like(placeholder), attention_mask], dim=1),
+        input_ids=torch.cat([stand_ins, input_ids], dim=1),
+        attention_mask=torch.cat([torch.ones_like(stand_ins), attention_mask], dim=1),
         cache=cache, **kwargs,
     )
     return output[:, length:]
