@@ -1,0 +1,1 @@
+"""Knowledge bases: document loaders, Chinese-aware splitting, (later) stores and retrieval."""
