@@ -16,5 +16,5 @@ def export_detector(weights: Path, format: str = "onnx", imgsz: int = 640) -> di
         raise InvalidInputError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     yolo = load_detector(weights, require_batchnorm=False)
     if format == "onnx":
-        return export_onnx_checked(Path(weights), imgsz)
+        return export_onnx_checked(yolo, imgsz)
     return {"path": str(yolo.export(format=format, imgsz=imgsz, verbose=False)), "imgsz": imgsz}

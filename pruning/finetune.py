@@ -40,14 +40,10 @@ def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
     from ultralytics.utils.torch_utils import get_num_params
 
     from pruning.prune import load_detector
-    from training.checks import check_data_yaml, check_device, check_overrides
-    from training.ultralytics_adapter import check_ultralytics, pruned_trainer_class
+    from training.checks import check_run
+    from training.ultralytics_adapter import pruned_trainer_class
 
-    config.validate()
-    check_ultralytics()
-    check_overrides(config.overrides)
-    data = check_data_yaml(Path(config.data))
-    check_device(config.device)
+    data = check_run(config)
     yolo = load_detector(config.weights)
     if int(data["nc"]) != len(yolo.names):
         raise InvalidInputError(

@@ -118,7 +118,8 @@ def prune_detector(config: PruneConfig) -> PruneReport:
     save_pruned(yolo, model, Path(report.weights), report.to_dict())
     _plot_channels(layers, Path(report.chart), config.keep)
     if config.onnx:
-        report.onnx = export_onnx_checked(Path(report.weights), config.imgsz)
+        # from the saved file, so the check also covers the checkpoint's round trip
+        report.onnx = export_onnx_checked(load_detector(Path(report.weights)), config.imgsz)
     _write_json(out_dir / "prune_report.json", report.to_dict())
     return report
 
@@ -142,14 +143,15 @@ def save_pruned(yolo, model: nn.Module, path: Path, pruning: dict[str, object]) 
     os.replace(temporary, path)  # never a half-written checkpoint under the final name
 
 
-def export_onnx_checked(weights: Path, imgsz: int) -> dict[str, object]:
-    """Export to ONNX, run it in onnxruntime and PyTorch on one input, and report the largest difference."""
+def export_onnx_checked(yolo, imgsz: int) -> dict[str, object]:
+    """Export a loaded YOLO to ONNX, run it in onnxruntime and PyTorch on one input, report the largest difference."""
+    import copy
+
     import numpy as np
     import onnxruntime
-    from ultralytics import YOLO
 
-    exported = YOLO(str(weights)).export(format="onnx", imgsz=imgsz, simplify=False, verbose=False)
-    model = YOLO(str(weights)).model.float().eval()
+    model = copy.deepcopy(yolo.model).float().eval()  # the exporter fuses its model; compare with the original
+    exported = yolo.export(format="onnx", imgsz=imgsz, simplify=False, verbose=False)
     sample = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(sample)[0].numpy()

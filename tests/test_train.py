@@ -195,9 +195,9 @@ def test_trainer_class_survives_the_cloudpickle_ddp_uses():
 def test_a_classifier_checkpoint_is_refused(tmp_path):
     from ultralytics import YOLO
 
-    from training.checks import check_model
+    from training.checks import load_training_model
 
     classifier = YOLO("yolov8n-cls.yaml")
     classifier.save(str(tmp_path / "cls.pt"))
     with pytest.raises(InvalidInputError, match="a classify model; birds trains detectors"):
-        check_model(str(tmp_path / "cls.pt"))
+        load_training_model(str(tmp_path / "cls.pt"))

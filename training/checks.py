@@ -58,31 +58,28 @@ def _count_images(location: Path) -> int:
     return 0
 
 
-def check_model(model: str) -> str:
-    """A built-in model yaml (yolov8n.yaml), a yaml file, or a local detector .pt; never a download."""
-    if model.endswith((".yaml", ".yml")):
-        from ultralytics.nn.tasks import yaml_model_load
+def load_training_model(model: str):
+    """A YOLO detector from a built-in model yaml (yolov8n.yaml), a yaml file, or a local .pt; never a download."""
+    from ultralytics import YOLO
 
+    if model.endswith((".yaml", ".yml")):
         try:
-            yaml_model_load(model)
+            return YOLO(model, task="detect")
         except Exception as exc:
             raise InvalidInputError(f"{model}: not a model yaml ultralytics knows ({exc})") from None
-        return model
     path = Path(model)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"{model}: no such weights file",
             hint="nothing is downloaded; train from scratch with --model yolov8n.yaml, or give a local .pt",
         )
-    from ultralytics import YOLO
-
     try:
-        task = YOLO(str(path)).task
+        yolo = YOLO(str(path))
     except Exception as exc:
         raise InvalidInputError(f"{path}: not an ultralytics checkpoint ({exc})") from None
-    if task != "detect":
-        raise InvalidInputError(f"{path}: a {task} model; birds trains detectors")
-    return str(path)
+    if yolo.task != "detect":
+        raise InvalidInputError(f"{path}: a {yolo.task} model; birds trains detectors")
+    return yolo
 
 
 def check_device(device: str | None) -> None:
@@ -95,6 +92,18 @@ def check_device(device: str | None) -> None:
         select_device(device, verbose=False)
     except Exception as exc:
         raise InvalidInputError(f"--device {device}: {' '.join(str(exc).split())[:300]}") from None
+
+
+def check_run(config) -> dict:
+    """Everything a training or fine-tuning run needs before it starts; returns the resolved dataset."""
+    from training.ultralytics_adapter import check_ultralytics
+
+    config.validate()
+    check_ultralytics()
+    check_overrides(config.overrides)
+    data = check_data_yaml(Path(config.data))
+    check_device(config.device)
+    return data
 
 
 def check_overrides(overrides: dict) -> None:

@@ -80,19 +80,11 @@ class TrainRun:
 
 def train_detector(config: TrainConfig) -> TrainRun:
     """Check everything, train, then summarise which checkpoint is how sparse and what pruning would remove."""
-    from training.checks import check_data_yaml, check_device, check_model, check_overrides
-    from training.ultralytics_adapter import check_ultralytics, trainer_class
+    from training.checks import check_run, load_training_model
+    from training.ultralytics_adapter import trainer_class
 
-    config.validate()
-    check_ultralytics()
-    check_overrides(config.overrides)
-    check_data_yaml(Path(config.data))
-    model = check_model(config.model)
-    check_device(config.device)
-
-    from ultralytics import YOLO
-
-    yolo = YOLO(model, task="detect")
+    check_run(config)
+    yolo = load_training_model(config.model)
     trainer = trainer_class(config.l1 if config.sparse else 0.0, config.l1_decay)
     yolo.train(trainer=trainer, **config.train_arguments())
     return _summarise(yolo.trainer, config)
