@@ -1,0 +1,174 @@
+"""Bilingual species cards: the facts birdsdao knows about each species its detector names.
+
+A card is a YAML file `data/species/<slug>.yaml` checked against `data/species/card.schema.json`,
+plus the rules a JSON schema cannot say: a text field is filled in both languages or in neither
+(empty means "not known for sure"), Chinese text holds Chinese, and the file is named after the
+species. A bad card is an `InvalidInputError` naming the file and the field.
+
+Check cards from the shell: `python -m knowledge.species_cards data/species/*.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from birdsdao.errors import InvalidInputError
+
+BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data"
+CARDS_DIR = BUNDLED_DATA / "species"
+SPECIES_LIST = BUNDLED_DATA / "species161.txt"
+SCHEMA_FILE = CARDS_DIR / "card.schema.json"
+
+TEXT_FIELDS = (
+    "order", "family", "size", "distribution", "habitat", "diet",
+    "behaviour", "breeding", "similar", "conservation",
+)
+LANGUAGES = ("en", "zh")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class SpeciesCard:
+    dataset_name: str
+    english_name: str
+    chinese_name: str
+    scientific_name: str
+    dataset_scientific_name: str
+    iucn: str
+    texts: dict[str, dict[str, str]]  # field -> language -> text
+    for_kids: dict[str, list[str]]  # language -> facts
+    path: Path
+
+    def text(self, field: str, lang: str) -> str:
+        return self.texts[field][lang]
+
+    def name(self, lang: str) -> str:
+        return self.chinese_name if lang == "zh" else self.english_name
+
+
+def card_slug(dataset_name: str) -> str:
+    """File stem of a species' card: 'D-ARNAUDS BARBET' -> 'd-arnauds-barbet'."""
+    return re.sub(r"[^a-z0-9]+", "-", dataset_name.lower()).strip("-")
+
+
+def read_species_list(path: Path = SPECIES_LIST) -> list[str]:
+    """Species names one a line, '#' comments and blank lines skipped, order kept."""
+    names = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        if name in names:
+            raise InvalidInputError(f"{path}:{number}: {name!r} is listed twice")
+        names.append(name)
+    return names
+
+
+@cache
+def _validator():
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _field_path(error) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(the card)"
+
+
+def load_card(path: Path) -> SpeciesCard:
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise InvalidInputError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise InvalidInputError(f"{path}: field {_field_path(first)}: {first.message}{more}")
+    _check_languages(path, raw)
+    if path.stem != card_slug(raw["dataset_name"]):
+        raise InvalidInputError(
+            f"{path}: field dataset_name: {raw['dataset_name']!r} belongs in {card_slug(raw['dataset_name'])}.yaml"
+        )
+    return SpeciesCard(
+        dataset_name=raw["dataset_name"],
+        english_name=raw["english_name"].strip(),
+        chinese_name=raw["chinese_name"].strip(),
+        scientific_name=raw["scientific_name"],
+        dataset_scientific_name=raw.get("dataset_scientific_name", "").strip(),
+        iucn=raw["iucn"],
+        texts={field: {lang: raw[field][lang].strip() for lang in LANGUAGES} for field in TEXT_FIELDS},
+        for_kids={lang: [fact.strip() for fact in raw["for_kids"][lang]] for lang in LANGUAGES},
+        path=path,
+    )
+
+
+def _check_languages(path: Path, raw: dict) -> None:
+    for field in TEXT_FIELDS:
+        en, zh = raw[field]["en"].strip(), raw[field]["zh"].strip()
+        if bool(en) != bool(zh):
+            missing = "zh" if en else "en"
+            raise InvalidInputError(f"{path}: field {field}.{missing}: empty while the other language is filled")
+        if zh and not _CJK.search(zh):
+            raise InvalidInputError(f"{path}: field {field}.zh: holds no Chinese text")
+    kids = raw["for_kids"]
+    if len(kids["en"]) != len(kids["zh"]):
+        raise InvalidInputError(
+            f"{path}: field for_kids: {len(kids['en'])} English facts but {len(kids['zh'])} Chinese")
+    for number, fact in enumerate(kids["zh"]):
+        if not _CJK.search(fact):
+            raise InvalidInputError(f"{path}: field for_kids.zh.{number}: holds no Chinese text")
+
+
+def load_cards(folder: Path = CARDS_DIR, species: list[str] | None = None) -> dict[str, SpeciesCard]:
+    """Every card in `folder`, by dataset name; with `species`, exactly those (missing or extra is an error)."""
+    cards: dict[str, SpeciesCard] = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        card = load_card(path)
+        if card.dataset_name in cards:
+            first = cards[card.dataset_name].path
+            raise InvalidInputError(f"{path}: {card.dataset_name!r} already has a card in {first}")
+        cards[card.dataset_name] = card
+    if species is not None:
+        missing = [name for name in species if name not in cards]
+        extra = sorted(set(cards) - set(species))
+        if missing or extra:
+            raise InvalidInputError(
+                f"{folder}: cards do not match the species list"
+                + (f"; missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}" if missing else "")
+                + (f"; not in the list: {', '.join(extra[:5])}" if extra else "")
+            )
+        cards = {name: cards[name] for name in species}
+    return cards
+
+
+def bundled_cards() -> dict[str, SpeciesCard]:
+    """The project's own cards for the 161 species of the bundled detector, in the list's order."""
+    return load_cards(CARDS_DIR, read_species_list())
+
+
+def _main(paths: list[str]) -> int:
+    failed = 0
+    for name in paths:
+        try:
+            load_card(Path(name))
+        except InvalidInputError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+    print(f"{len(paths) - failed} of {len(paths)} cards valid", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
