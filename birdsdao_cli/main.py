@@ -11,7 +11,7 @@ from birdsdao import __version__
 from birdsdao.errors import BirdsError
 from birdsdao.settings import HOME_ENV, load_settings
 from birdsdao_cli import output
-from birdsdao_cli.commands import prepare_data, prune, ptune, train
+from birdsdao_cli.commands import ask, kb, prepare_data, prune, ptune, train
 
 HELP = """\
 鸟之道 birdsdao: recognise birds in photos and talk about them.
@@ -75,3 +75,5 @@ app.command("prune")(prune.prune)
 app.command("finetune")(prune.finetune)
 app.command("export")(prune.export)
 app.command("ptune")(ptune.ptune)
+app.add_typer(kb.app, name="kb")
+app.command("ask")(ask.ask)

@@ -11,3 +11,17 @@ DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="Torch device: cpu, 0, 0,1 … (default: a GPU when there is one).")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Processes that decode images in parallel.")]
+ChromaHostOpt = Annotated[
+    str | None,
+    typer.Option("--chroma-host", envvar="BIRDS_CHROMA_HOST",
+                 help="Use the Chroma server on this host (`chroma run`) instead of the local store.",
+                 show_default="the local store in BIRDS_HOME/kb"),
+]
+ChromaPortOpt = Annotated[
+    int, typer.Option("--chroma-port", envvar="BIRDS_CHROMA_PORT", min=1, max=65535, help="The Chroma server's port.")
+]
+EmbeddingModelOpt = Annotated[
+    str | None,
+    typer.Option("--embedding-model", help="A local sentence-transformers folder (m3e-base, bge-small-zh-v1.5 …).",
+                 show_default="all-MiniLM-L6-v2, packaged"),
+]

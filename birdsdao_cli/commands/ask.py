@@ -1,0 +1,167 @@
+"""`birds ask`: answers about birds, grounded on a knowledge base (with sources) or from the model alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from birdsdao_cli import output
+from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, EmbeddingModelOpt, JsonOpt
+
+CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forget the conversation), /exit."
+
+
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str | None, typer.Argument(help="The question; leave it out for a chat.")] = None,
+    kb: Annotated[str | None, typer.Option("--kb", help="Answer from this knowledge base, with sources.")] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Passages to retrieve.")] = 3,
+    method: Annotated[str, typer.Option("--method", help="Retrieval: hybrid, dense or bm25.")] = "hybrid",
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Show the retrieved passages instead of a generated "
+                                         "answer (needs --kb).")] = False,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
+                                                   show_default="gemma-3-270m, converted once")] = None,
+    prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", min=1.0)] = 1.2,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
+    embedding_model: EmbeddingModelOpt = None,
+    chroma_host: ChromaHostOpt = None,
+    chroma_port: ChromaPortOpt = 8000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ask about birds. With --kb the answer comes from your documents and lists its sources.
+
+    When the KB holds nothing relevant, birds says so rather than guess. Without a QUESTION you get a
+    chat that remembers the conversation (/sources, /clear, /exit). Scores: higher is better (0..1).
+
+    Examples:
+
+      birds ask "红嘴蓝鹊吃什么？" --kb 鸟类百科
+
+      birds ask "What do barn swallows eat?" --kb notes --no-llm --json
+
+      birds ask --kb 鸟类百科
+    """
+    from birdsdao.errors import InvalidInputError
+    from knowledge.answer import Asker
+    from knowledge.retrieval import METHODS
+    from knowledge.service import StoreAddress, embedder_for, get_info
+    from language_model.generate import GenerationSettings
+
+    if method not in METHODS:
+        raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if no_llm and not kb:
+        raise InvalidInputError("--no-llm answers with retrieved passages, so it needs --kb NAME")
+    settings = ctx.obj["settings"]
+    asker = Asker(settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                              repetition_penalty=repetition_penalty))
+    if kb:
+        address = StoreAddress(settings.kb_dir, chroma_host, chroma_port if chroma_host else None)
+        get_info(address, kb)  # a missing KB fails now, before any model loads
+        model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
+        asker.retrieve = _retriever(address, kb, model, k, method)
+    if not no_llm:
+        asker.model = _load_model(base_model, prefix, device, settings.models_dir, fallback=bool(kb))
+    if question is not None:
+        _answer_once(asker, question, json_out)
+    elif json_out:
+        raise InvalidInputError("--json needs a QUESTION (the chat is for people)")
+    else:
+        _chat(asker)
+
+
+def _retriever(address, kb: str, model, k: int, method: str):
+    from knowledge.retrieval import search
+
+    def retrieve(question: str):
+        with address.open() as store:
+            return search(store.get(kb), model, question, k=k, method=method)
+
+    return retrieve
+
+
+def _load_model(base_model, prefix, device, models_dir, fallback: bool):
+    """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure."""
+    from birdsdao.errors import BirdsError
+    from language_model.runtime import load_answering_model
+
+    try:
+        with output.console.status("Loading the language model …"):
+            return load_answering_model(base_model, models_dir, prefix=prefix, device=device,
+                                        progress=lambda message: output.console.print(message))
+    except (BirdsError, OSError) as exc:
+        if not fallback:
+            raise
+        output.console.print(f"[yellow]The language model did not load ({exc}); answering with retrieved "
+                             "passages.[/]", highlight=False)
+        return None
+
+
+def _answer_once(asker, question: str, json_out: bool) -> None:
+    started = time.perf_counter()
+    answer, stream = asker.ask(question)
+    if json_out:
+        for _ in stream:
+            pass
+        data = answer.to_dict()
+        data["timings"]["total"] = round(time.perf_counter() - started, 3)
+        output.print_json(data)
+        return
+    _show(answer, stream)
+
+
+def _show(answer, stream) -> None:
+    for piece in stream:
+        print(piece, end="", flush=True)
+    print()
+    _print_sources(answer)
+
+
+def _print_sources(answer) -> None:
+    if not answer.hits:
+        return
+    label = "来源" if answer.lang == "zh" else "Sources"
+    output.console.print(f"[dim]{label}:[/]")
+    for number, hit in enumerate(answer.hits, start=1):
+        page = f" p.{hit.page}" if hit.page else ""
+        output.console.print(f"[dim]  [{number}] {hit.source}{page} #{hit.chunk} (score {hit.score:.2f})[/]",
+                             highlight=False)
+
+
+def _chat(asker) -> None:
+    output.console.print(CHAT_HELP)
+    last = None
+    while True:
+        try:
+            question = output.console.input("[bold green]? [/]").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if not question:
+            continue
+        if question in ("/exit", "/quit"):
+            return
+        if question == "/clear":
+            asker.clear()
+            last = None
+            output.console.print("Conversation cleared.")
+            continue
+        if question == "/sources":
+            if last is None or not last.hits:
+                output.console.print("The last answer used no sources.")
+            else:
+                _print_sources(last)
+            continue
+        if question.startswith("/"):
+            output.console.print(f"Unknown command {question}. {CHAT_HELP}", highlight=False)
+            continue
+        last, stream = asker.ask(question)
+        for piece in stream:
+            print(piece, end="", flush=True)
+        print()

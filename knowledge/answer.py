@@ -1,0 +1,119 @@
+"""`birds ask` as a library: retrieve from a KB, then answer from what was found, with its sources.
+
+Four ways an answer comes about, each labelled so a reader knows what they are looking at:
+  * "grounded"  - the model answers from the retrieved passages (prompted to use only them);
+  * "plain"     - no KB: the model answers on its own, as the original's "pure LLM" mode;
+  * "retrieved" - no model (`--no-llm`, or it failed to load): the best passages themselves;
+  * "nothing"   - the KB has nothing relevant: we say so instead of letting the model invent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from language_model.prompts import has_cjk
+
+NOTHING_FOUND = {
+    "zh": "知识库里没有与这个问题相关的内容，无法据此回答。",
+    "en": "The knowledge base has nothing on this, so I cannot answer from it.",
+}
+RETRIEVED_LABEL = {"zh": "（以下为检索到的原文，不是生成的回答）", "en": "(Retrieved text, not a generated answer)"}
+_GROUNDED = {
+    "zh": ("已知信息：\n{context}\n\n请只根据上面的已知信息，简洁、准确地回答问题；已知信息里没有的内容不要编造，"
+           "答不了就说“根据已知信息无法回答该问题”。\n问题：{question}"),
+    "en": ("Known information:\n{context}\n\nAnswer the question briefly and accurately using only the known "
+           "information above; do not add anything it does not say. If it does not hold the answer, say "
+           "\"The known information cannot answer this.\"\nQuestion: {question}"),
+}
+
+
+def question_language(text: str) -> str:
+    return "zh" if has_cjk(text) else "en"
+
+
+@dataclass
+class Answer:
+    question: str
+    lang: str
+    mode: str  # grounded | plain | retrieved | nothing
+    hits: list = field(default_factory=list)  # knowledge.retrieval.Hit, best first
+    text: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: retrieval, first_token, generation
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "lang": self.lang, "mode": self.mode, "answer": self.text,
+                "sources": [hit.to_dict() for hit in self.hits],
+                "timings": {key: round(value, 3) for key, value in self.timings.items()}}
+
+
+def context_block(hits) -> str:
+    return "\n".join(f"[{number}] {' '.join(hit.text.split())}" for number, hit in enumerate(hits, start=1))
+
+
+def retrieved_text(hits, lang: str) -> str:
+    return RETRIEVED_LABEL[lang] + "\n" + "\n\n".join(
+        f"[{number}] {hit.text.strip()}" for number, hit in enumerate(hits, start=1))
+
+
+@dataclass
+class Asker:
+    """One conversation: questions, optional KB retrieval, optional model, and the history of rounds.
+
+    `retrieve(question)` returns the KB's hits (the caller binds store, KB and embedder); `model` is a
+    loaded language model or None for retrieved-text answers.
+    """
+
+    retrieve: object | None = None  # Callable[[str], list[Hit]]
+    model: object | None = None
+    settings: object | None = None  # language_model.generate.GenerationSettings
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+    def ask(self, question: str) -> tuple[Answer, Iterator[str]]:
+        """The answer's frame (mode, sources) at once, and its text as a stream; the round is kept when drained."""
+        lang = question_language(question)
+        answer = Answer(question=question, lang=lang, mode="plain")
+        started = time.perf_counter()
+        if self.retrieve is not None:
+            hits = self.retrieve(question)
+            answer.timings["retrieval"] = time.perf_counter() - started
+            relevant = [hit for hit in hits if hit.relevant]
+            if not relevant:
+                answer.mode = "nothing"
+                return answer, self._fixed(answer, NOTHING_FOUND[lang])
+            answer.hits = relevant
+            if self.model is None:
+                answer.mode = "retrieved"
+                return answer, self._fixed(answer, retrieved_text(relevant, lang))
+            answer.mode = "grounded"
+            prompt_question = _GROUNDED[lang].format(context=context_block(relevant), question=question)
+        elif self.model is None:
+            raise ValueError("an answer needs a knowledge base, a language model, or both")
+        else:
+            prompt_question = question
+        return answer, self._generate(answer, prompt_question)
+
+    def _fixed(self, answer: Answer, text: str) -> Iterator[str]:
+        answer.text = text
+        yield text
+
+    def _generate(self, answer: Answer, prompt_question: str) -> Iterator[str]:
+        from language_model.generate import GenerationSettings, stream_text
+        from language_model.prompts import build_prompt
+
+        prompt, stops = build_prompt(self.model.tokenizer, self.model.family, prompt_question, self.history)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        for piece in stream_text(self.model, prompt, self.settings or GenerationSettings(), stops):
+            if not pieces:
+                answer.timings["first_token"] = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        answer.timings["generation"] = time.perf_counter() - started
+        answer.text = "".join(pieces).strip()
+        # the history keeps the question as asked; retrieved passages are fetched afresh each round
+        self.history.append((answer.question, answer.text))
+
+    def clear(self) -> None:
+        self.history.clear()

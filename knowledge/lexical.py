@@ -1,0 +1,151 @@
+"""Words for BM25: jieba for Chinese (with bird names kept whole), lower-cased words for English.
+
+The packaged embedding model reads almost no Chinese, so Chinese retrieval stands on these tokens.
+jieba's search mode also emits the parts of long words (红嘴蓝鹊 → 红嘴, 蓝鹊, 红嘴蓝鹊), so a
+question that names a bird only in part still matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+BIRD_WORDS_FILE = Path(__file__).resolve().parents[1] / "data" / "bird_words.zh.txt"
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[\u3400-\u9fff]+")
+# the commonest function words of both languages: they match everything and mean nothing
+_STOPWORDS = frozenset(
+    """a an the and or of to in on at for by with from as is are was were be been being it its this that these those
+    what which who whom whose how why when where do does did can could would should will shall may might must
+    i me my we our you your he she they them their his her there here than then so not no if about into over
+    s t any some all also just very more most such only own same other tell please know""".split()
+    + list("的了是在和与及或也都就而之其这那些个有吗呢吧啊呀么着过被把给对从向让为以")
+    + "什么 怎么 怎样 如何 哪些 哪里 哪儿 为什么 多少 一些 一个 请问 告诉 知识 关于".split()
+    + "可以 能够 是否 还是 我们 你们 他们 它们 它的 一种".split()
+)
+
+
+@cache
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    for word in bird_words():
+        jieba.add_word(word, freq=20000)
+    return jieba
+
+
+def bird_words() -> list[str]:
+    """Chinese bird names jieba should never split: the species cards' names and `data/bird_words.zh.txt`."""
+    words: list[str] = []
+    if BIRD_WORDS_FILE.is_file():
+        for line in BIRD_WORDS_FILE.read_text(encoding="utf-8").splitlines():
+            word = line.split("#", 1)[0].strip()
+            if word:
+                words.append(word)
+    words += _card_names()
+    return sorted(set(words))
+
+
+def _card_names() -> list[str]:
+    """Chinese names straight from the cards' YAML (no validation: tokenizing must not fail on a bad card)."""
+    import yaml
+
+    from knowledge.species_cards import CARDS_DIR
+
+    names = []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in sorted(CARDS_DIR.glob("*.yaml")):
+        try:
+            name = yaml.load(path.read_text(encoding="utf-8"), Loader=loader).get("chinese_name", "")
+        except (yaml.YAMLError, AttributeError, OSError):
+            continue
+        if isinstance(name, str) and name.strip():
+            names.append(name.strip())
+    return names
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: Chinese runs cut by jieba's search mode, English words lower-cased; stopwords dropped."""
+    tokens: list[str] = []
+    for run in _WORD.findall(text.lower()):
+        if run[0] >= "\u3400":
+            tokens += [word for word in _jieba().cut_for_search(run) if word not in _STOPWORDS]
+        elif run not in _STOPWORDS:
+            tokens.append(_stem(run))
+    return tokens
+
+
+def _stem(word: str) -> str:
+    """A light English stem so 'eats'/'eat', 'nests'/'nest' meet; enough for short bird texts."""
+    word = word.replace("’", "'").removesuffix("'s")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+COMMON_WORD_IDF = math.log(2)  # as if half the chunks had it
+COMMON_CHINESE_FREQUENCY = 300  # in jieba's dictionary of ~60 million words
+
+
+def is_common_word(token: str) -> bool:
+    """An everyday word: frequent in jieba's dictionary (Chinese), or a whole word of BERT's vocabulary."""
+    if token[0] >= "\u3400":
+        return (_jieba().dt.FREQ.get(token) or 0) >= COMMON_CHINESE_FREQUENCY
+    return token in _english_vocabulary()
+
+
+@cache
+def _english_vocabulary() -> frozenset[str]:
+    """The ~20k whole English words of the packaged MiniLM's WordPiece vocabulary (empty if it is absent)."""
+    try:
+        from knowledge.embeddings import resolve_embedding_model
+
+        vocab = resolve_embedding_model(None)[1] / "vocab.txt"
+        words = vocab.read_text(encoding="utf-8").split()
+    except Exception:  # no packaged model: every unknown word then counts as rare
+        return frozenset()
+    return frozenset(word for word in words if word.isascii() and word.isalpha())
+
+
+class Bm25:
+    """Okapi BM25 (rank_bm25) over tokenized chunks, plus how much of a query a chunk covers."""
+
+    def __init__(self, documents: Sequence[Sequence[str]]):
+        from rank_bm25 import BM25Okapi
+
+        self.size = len(documents)
+        self._bm25 = BM25Okapi([list(tokens) or ["\x00"] for tokens in documents]) if documents else None
+        self._sets = [set(tokens) for tokens in documents]
+        self._df: dict[str, int] = {}
+        for tokens in self._sets:
+            for token in tokens:
+                self._df[token] = self._df.get(token, 0) + 1
+
+    def scores(self, query: Sequence[str]) -> list[float]:
+        if not self._bm25 or not query:
+            return [0.0] * self.size
+        return [float(score) for score in self._bm25.get_scores(list(query))]
+
+    def idf(self, token: str) -> float:
+        """Rarity of a word in the KB. A word no chunk has is as rare as it gets when it is rare in the
+        language too (a bird the KB does not know: 鸮鹦鹉, kakapo), but weighs little when it is an
+        everyday word (平时, usually) that a question may simply phrase differently."""
+        df = self._df.get(token, 0)
+        if df == 0 and is_common_word(token):
+            return COMMON_WORD_IDF
+        return math.log((self.size + 1) / (df + 0.5))
+
+    def coverage(self, query: Iterable[str], index: int) -> float:
+        """Share of the query's weight (idf) whose words the chunk holds: 1.0 = every query word is there."""
+        words = set(query)
+        total = sum(self.idf(word) for word in words)
+        if total <= 0:
+            return 0.0
+        return sum(self.idf(word) for word in words if word in self._sets[index]) / total

@@ -1,0 +1,127 @@
+"""Hybrid retrieval: BM25 over jieba tokens and dense search, fused by reciprocal rank.
+
+Each method ranks the chunks; a chunk's fused score is the sum over methods of 1 / (c + rank), the
+reciprocal rank fusion of Cormack et al. with c = 60, divided by its largest possible value so that
+**scores lie in 0..1 and higher is better**: 1.0 means both methods ranked the chunk first. A
+single method is scored the same way (1.0 = its first). Scores rank chunks within one query; they
+are not probabilities.
+
+Whether a chunk is *relevant* at all is a separate test: enough of the question's rare words are in
+it (idf-weighted coverage), or its embedding is close enough to the question's. With neither, the
+answer is "the knowledge base has nothing on this" rather than the least bad chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from knowledge.lexical import Bm25, tokenize
+
+Method = Literal["hybrid", "dense", "bm25"]
+METHODS: tuple[str, ...] = ("hybrid", "dense", "bm25")
+RRF_C = 60
+CANDIDATES = 20  # each method's ranking is cut here before fusion
+# relevance floors, tuned on data/retrieval_gold.jsonl (see bench/retrieval.py)
+MIN_COVERAGE = 0.6
+MIN_SIMILARITY = 0.5
+
+
+@dataclass
+class Hit:
+    id: str
+    text: str
+    source: str
+    page: int
+    chunk: int
+    score: float  # fused, 0..1, higher is better
+    similarity: float | None  # cosine similarity of the embeddings (-1..1), when dense search saw it
+    coverage: float  # idf-weighted share of the question's words found in the chunk (0..1)
+    dense_rank: int | None
+    bm25_rank: int | None
+    metadata: dict
+
+    @property
+    def relevant(self) -> bool:
+        return self.coverage >= MIN_COVERAGE or (self.similarity or 0.0) >= MIN_SIMILARITY
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("metadata")
+        data["relevant"] = self.relevant
+        data.update({key: self.metadata[key] for key in ("species",) if key in self.metadata})
+        return data
+
+
+class LexicalIndex:
+    """BM25 over a KB's stored tokens, kept per process until the KB's revision changes."""
+
+    _cache: dict[tuple[str, int, int], LexicalIndex] = {}
+
+    def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
+        self.ids, self.texts, self.metas = ids, texts, metas
+        self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        self.bm25 = Bm25([meta.get("tokens", "").split() for meta in metas])
+
+    @classmethod
+    def of(cls, kb) -> LexicalIndex:
+        key = (kb.info.slug, kb.revision, kb.count())
+        if key not in cls._cache:
+            cls._cache = {k: v for k, v in cls._cache.items() if k[0] != key[0]}
+            cls._cache[key] = cls(*kb.all_chunks())
+        return cls._cache[key]
+
+
+def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", where: dict | None = None) -> list[Hit]:
+    """The k best chunks for `query`, best first."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}")
+    if method != "bm25":
+        kb.check_embedding_model(embedder.id)
+    index = LexicalIndex.of(kb)
+    if not index.ids:
+        return []
+    query_tokens = tokenize(query)
+    pool = max(CANDIDATES, k)
+    allowed = _filter(index, where)
+
+    bm25_ranked: list[int] = []
+    if method in ("hybrid", "bm25"):
+        scores = index.bm25.scores(query_tokens)
+        order = sorted((i for i in allowed if scores[i] > 0), key=lambda i: -scores[i])
+        bm25_ranked = order[:pool]
+
+    dense_ranked: list[int] = []
+    similarity: dict[int, float] = {}
+    if method in ("hybrid", "dense"):
+        found = kb.collection.query(query_embeddings=[embedder.embed_query(query)], n_results=min(pool, len(index.ids)),
+                                    where=where, include=["distances"])
+        for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
+            i = index.position.get(chunk_id)
+            if i is not None:  # a chunk written after the index was read waits for the next query
+                dense_ranked.append(i)
+                similarity[i] = 1.0 - distance  # cosine space: distance = 1 - cosine similarity
+
+    methods_used = 2 if method == "hybrid" else 1
+    fused: dict[int, float] = {}
+    for ranking in (dense_ranked, bm25_ranked):
+        for rank, i in enumerate(ranking, start=1):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_C + rank)
+    best = methods_used / (RRF_C + 1)
+    dense_rank = {i: rank for rank, i in enumerate(dense_ranked, start=1)}
+    bm25_rank = {i: rank for rank, i in enumerate(bm25_ranked, start=1)}
+    top = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+    return [
+        Hit(id=index.ids[i], text=index.texts[i], source=index.metas[i]["source"], page=index.metas[i].get("page", 0),
+            chunk=index.metas[i].get("chunk", 0), score=round(fused[i] / best, 4), similarity=similarity.get(i),
+            coverage=round(index.bm25.coverage(query_tokens, i), 4), dense_rank=dense_rank.get(i),
+            bm25_rank=bm25_rank.get(i), metadata=index.metas[i])
+        for i in top
+    ]
+
+
+def _filter(index: LexicalIndex, where: dict | None) -> list[int]:
+    """Chunk positions that satisfy a plain {key: value} filter (the subset Chroma's `where` and we share)."""
+    if not where:
+        return list(range(len(index.ids)))
+    return [i for i, meta in enumerate(index.metas) if all(meta.get(key) == value for key, value in where.items())]

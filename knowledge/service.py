@@ -1,0 +1,126 @@
+"""Knowledge-base operations as the CLI and the web UI call them: open, act, close.
+
+Slow steps (reading files, loading the embedding model) happen before the store is opened, so the
+embedded store's write lock is held only while Chroma is being written or read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from knowledge.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from knowledge.loaders import load_all
+from knowledge.retrieval import Hit, Method, search
+from knowledge.store import (
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
+    AddResult,
+    DocumentInfo,
+    KbInfo,
+    open_store,
+)
+
+Progress = Callable[[int, int], None]
+HOST_ENV, PORT_ENV = "BIRDS_CHROMA_HOST", "BIRDS_CHROMA_PORT"
+
+
+@dataclass(frozen=True)
+class StoreAddress:
+    """Where KBs live: the embedded folder, or a Chroma server when `host` is set."""
+
+    kb_dir: Path
+    host: str | None = None
+    port: int | None = None
+
+    def open(self):
+        return open_store(self.kb_dir, self.host, self.port)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.host
+
+
+@cache
+def embedder(spec: str | None = None) -> Embedder:
+    """One loaded model per process and spec (the chat and the web UI ask many questions)."""
+    return Embedder(spec)
+
+
+def embedder_for(address: StoreAddress, name: str, spec: str | os.PathLike | None) -> Embedder:
+    """The model to use with a KB: the one given, else the one recorded with it (a folder that still exists).
+
+    Loading takes seconds, so it happens with the store closed; the KB checks the model when used.
+    """
+    with address.open() as store:
+        kb = store.get(name)
+        recorded = (kb.collection.metadata or {}).get("embedding_path", "")
+        default = kb.info.embedding_model == DEFAULT_EMBEDDING_MODEL
+    if spec is None and not default and recorded and Path(recorded).is_dir():
+        spec = recorded
+    return embedder(None if spec is None else str(spec))
+
+
+def create(address: StoreAddress, name: str, embedding_model: str | None = None, description: str = "",
+           chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> KbInfo:
+    model = embedder(embedding_model)
+    with address.open() as store:
+        kb = store.create(name, model.id, description, chunk_size, chunk_overlap)
+        if model.name != DEFAULT_EMBEDDING_MODEL:
+            kb.collection.modify(metadata={**kb.collection.metadata, "embedding_path": str(model.path)})
+        return kb.info
+
+
+def list_kbs(address: StoreAddress) -> list[KbInfo]:
+    with address.open() as store:
+        return store.list()
+
+
+def show(address: StoreAddress, name: str) -> tuple[KbInfo, list[DocumentInfo]]:
+    with address.open() as store:
+        kb = store.get(name)
+        documents = kb.documents()
+        kb.info.chunks = sum(doc.chunks for doc in documents)
+        kb.info.documents = len(documents)
+        return kb.info, documents
+
+
+def store_size(address: StoreAddress) -> int | None:
+    """Bytes on disk of the embedded store (all KBs share its files); None for a server."""
+    if not address.embedded or not address.kb_dir.is_dir():
+        return None
+    return sum(path.stat().st_size for path in address.kb_dir.rglob("*") if path.is_file())
+
+
+def add(address: StoreAddress, name: str, paths: list[Path], embedding_model: str | None = None,
+        progress: Progress | None = None, extra_metadata=None) -> AddResult:
+    report = load_all(paths)  # read (and report unreadable files) before taking the lock
+    model = embedder_for(address, name, embedding_model)
+    with address.open() as store:
+        kb = store.get(name)
+        return kb.add_documents(report, model, progress=progress, extra_metadata=extra_metadata)
+
+
+def remove(address: StoreAddress, name: str, document: str) -> DocumentInfo:
+    with address.open() as store:
+        return store.get(name).remove_document(document)
+
+
+def delete(address: StoreAddress, name: str) -> KbInfo:
+    with address.open() as store:
+        return store.delete(name)
+
+
+def get_info(address: StoreAddress, name: str) -> KbInfo:
+    with address.open() as store:
+        return store.get(name).info
+
+
+def query(address: StoreAddress, name: str, text: str, k: int = 3, method: Method = "hybrid",
+          embedding_model: str | None = None) -> list[Hit]:
+    model = embedder_for(address, name, embedding_model) if method != "bm25" else None
+    with address.open() as store:
+        return search(store.get(name), model, text, k=k, method=method)
