@@ -51,6 +51,20 @@ def bird_words() -> list[str]:
     return sorted(set(words))
 
 
+@cache
+def _bird_name_set() -> tuple[str, ...]:
+    return tuple(sorted(bird_words(), key=len, reverse=True))
+
+
+def bird_names_in(text: str) -> list[str]:
+    """Known Chinese bird names that a text mentions (longest first, none inside another)."""
+    found: list[str] = []
+    for name in _bird_name_set():
+        if name in text and not any(name in longer for longer in found):
+            found.append(name)
+    return found
+
+
 def _card_names() -> list[str]:
     """Chinese names straight from the cards' YAML (no validation: tokenizing must not fail on a bad card)."""
     import yaml
@@ -78,6 +92,56 @@ def tokenize(text: str) -> list[str]:
         elif run not in _STOPWORDS:
             tokens.append(_stem(run))
     return tokens
+
+
+# What a question asks about -> the words the species cards (and most bird texts) use for it, so that
+# "家朱雀吃什么" meets the card's 食性 page and "what does it eat" its diet page. Added to BM25 queries only.
+_INTENT_WORDS = {
+    "zh": {
+        ("吃", "食物", "觅食", "捕食", "喂"): "食性 食物",
+        ("住", "生活", "栖息", "哪里", "哪儿", "在哪"): "栖息地 分布",
+        ("多大", "多长", "多重", "体长", "大小", "个头"): "体型 体长",
+        ("繁殖", "下蛋", "产卵", "孵", "筑巢", "巢", "育雏"): "繁殖 巢",
+        ("叫声", "鸣叫", "鸣唱", "叫", "唱"): "鸣声 习性",
+        ("保护", "濒危", "数量", "威胁", "灭绝"): "保护现状 保护",
+        ("区分", "区别", "分辨", "辨认", "相似", "像"): "相似种辨别",
+    },
+    "en": {
+        ("eat", "food", "feed", "prey", "hunt"): "diet",
+        ("live", "where", "found", "habitat", "range"): "habitat range",
+        ("big", "size", "long", "large", "small", "weigh", "length"): "size",
+        ("nest", "breed", "egg", "chick", "young"): "breeding nest",
+        ("sound", "call", "song", "sing", "voice"): "behaviour voice",
+        ("endangered", "threat", "threatened", "conservation", "population", "status"): "conservation",
+        ("apart", "difference", "differ", "similar", "tell", "distinguish"): "telling apart similar",
+    },
+}
+
+
+def intent_words(text: str) -> str:
+    """The words texts use for what the question asks about (see _INTENT_WORDS); may be empty."""
+    extra: list[str] = []
+    lowered = text.lower()
+    words = set(_WORD.findall(lowered))
+    for cues, added in _INTENT_WORDS["zh"].items():
+        if any(cue in text for cue in cues):
+            extra.append(added)
+    for cues, added in _INTENT_WORDS["en"].items():
+        if any(cue in words or _stem(word) == cue for word in words for cue in cues):
+            extra.append(added)
+    return " ".join(extra)
+
+
+def content_words(text: str) -> list[str]:
+    """The question's words that carry meaning: like `tokenize`, but jieba's precise mode (no overlapping
+    parts), for judging how much of a question a chunk covers."""
+    words: list[str] = []
+    for run in _WORD.findall(text.lower()):
+        if run[0] >= "\u3400":
+            words += [word for word in _jieba().lcut(run) if word not in _STOPWORDS]
+        elif run not in _STOPWORDS:
+            words.append(_stem(run))
+    return list(dict.fromkeys(words))
 
 
 def _stem(word: str) -> str:
@@ -115,37 +179,50 @@ def _english_vocabulary() -> frozenset[str]:
 
 
 class Bm25:
-    """Okapi BM25 (rank_bm25) over tokenized chunks, plus how much of a query a chunk covers."""
+    """BM25+ (rank_bm25) over tokenized chunks, plus how much of a question a chunk covers.
 
-    def __init__(self, documents: Sequence[Sequence[str]]):
-        from rank_bm25 import BM25Okapi
+    BM25+ rather than Okapi: its idf stays positive in a KB of a few documents, where Okapi scores a word
+    found in half of them as zero."""
+
+    def __init__(self, documents: Sequence[Sequence[str]], texts: Sequence[str]):
+        from rank_bm25 import BM25Plus
 
         self.size = len(documents)
-        self._bm25 = BM25Okapi([list(tokens) or ["\x00"] for tokens in documents]) if documents else None
+        self._bm25 = BM25Plus([list(tokens) or ["\x00"] for tokens in documents]) if documents else None
+        self._texts = [text.lower() for text in texts]
         self._sets = [set(tokens) for tokens in documents]
         self._df: dict[str, int] = {}
-        for tokens in self._sets:
-            for token in tokens:
-                self._df[token] = self._df.get(token, 0) + 1
 
     def scores(self, query: Sequence[str]) -> list[float]:
+        """A score per chunk; 0 for a chunk that shares no word with the query (BM25+ would give it delta)."""
         if not self._bm25 or not query:
             return [0.0] * self.size
-        return [float(score) for score in self._bm25.get_scores(list(query))]
+        words = set(query)
+        return [float(score) if words & self._sets[i] else 0.0
+                for i, score in enumerate(self._bm25.get_scores(list(query)))]
 
-    def idf(self, token: str) -> float:
-        """Rarity of a word in the KB. A word no chunk has is as rare as it gets when it is rare in the
-        language too (a bird the KB does not know: 鸮鹦鹉, kakapo), but weighs little when it is an
-        everyday word (平时, usually) that a question may simply phrase differently."""
-        df = self._df.get(token, 0)
-        if df == 0 and is_common_word(token):
+    def idf(self, word: str) -> float:
+        """Rarity of a word in the KB (chunks that contain it as text, whatever their word boundaries).
+
+        A word no chunk has is as rare as it gets when it is rare in the language too (a bird the KB
+        does not know: 鸮鹦鹉, kakapo), but weighs little when it is an everyday word (平时, usually)
+        that a question may simply phrase differently."""
+        if word not in self._df:
+            self._df[word] = sum(word in text for text in self._texts)
+        df = self._df[word]
+        if df == 0 and is_common_word(word):
             return COMMON_WORD_IDF
         return math.log((self.size + 1) / (df + 0.5))
 
-    def coverage(self, query: Iterable[str], index: int) -> float:
-        """Share of the query's weight (idf) whose words the chunk holds: 1.0 = every query word is there."""
-        words = set(query)
+    def unknown(self, words: Iterable[str]) -> list[str]:
+        """Words no chunk has and the language does not use every day: likely names the KB does not know."""
+        return [word for word in words if self.idf(word) > COMMON_WORD_IDF and self._df.get(word) == 0]
+
+    def coverage(self, words: Iterable[str], index: int) -> float:
+        """Share of the question's weight (idf) whose words the chunk holds: 1.0 = every word is there."""
+        words = list(words)
         total = sum(self.idf(word) for word in words)
         if total <= 0:
             return 0.0
-        return sum(self.idf(word) for word in words if word in self._sets[index]) / total
+        text = self._texts[index]
+        return sum(self.idf(word) for word in words if word in text) / total

@@ -16,15 +16,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from knowledge.lexical import Bm25, tokenize
+from knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, tokenize
 
 Method = Literal["hybrid", "dense", "bm25"]
 METHODS: tuple[str, ...] = ("hybrid", "dense", "bm25")
 RRF_C = 60
 CANDIDATES = 20  # each method's ranking is cut here before fusion
 # relevance floors, tuned on data/retrieval_gold.jsonl (see bench/retrieval.py)
-MIN_COVERAGE = 0.6
-MIN_SIMILARITY = 0.5
+INTENT_WEIGHT = 0.3
+MIN_COVERAGE = 0.4
+MIN_SIMILARITY = 0.55
 
 
 @dataclass
@@ -37,13 +38,14 @@ class Hit:
     score: float  # fused, 0..1, higher is better
     similarity: float | None  # cosine similarity of the embeddings (-1..1), when dense search saw it
     coverage: float  # idf-weighted share of the question's words found in the chunk (0..1)
+    names_bird: bool  # the question names a known bird and the chunk is about it
     dense_rank: int | None
     bm25_rank: int | None
     metadata: dict
 
     @property
     def relevant(self) -> bool:
-        return self.coverage >= MIN_COVERAGE or (self.similarity or 0.0) >= MIN_SIMILARITY
+        return self.names_bird or self.coverage >= MIN_COVERAGE or (self.similarity or 0.0) >= MIN_SIMILARITY
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -61,7 +63,7 @@ class LexicalIndex:
     def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
         self.ids, self.texts, self.metas = ids, texts, metas
         self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        self.bm25 = Bm25([meta.get("tokens", "").split() for meta in metas])
+        self.bm25 = Bm25([meta.get("tokens", "").split() for meta in metas], texts)
 
     @classmethod
     def of(cls, kb) -> LexicalIndex:
@@ -82,19 +84,29 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
     if not index.ids:
         return []
     query_tokens = tokenize(query)
+    intent_tokens = tokenize(intent_words(query))
+    query_words = content_words(query)
+    named = bird_names_in(query)
+    # a name the KB has never seen (kakapo) means dense closeness is about some other bird
+    trust_dense = not index.bm25.unknown(query_words)
     pool = max(CANDIDATES, k)
     allowed = _filter(index, where)
 
     bm25_ranked: list[int] = []
     if method in ("hybrid", "bm25"):
         scores = index.bm25.scores(query_tokens)
+        if intent_tokens:  # what the question asks about only breaks near-ties between the question's matches
+            hints = index.bm25.scores(intent_tokens)
+            scores = [score + INTENT_WEIGHT * hint if score > 0 else 0.0
+                      for score, hint in zip(scores, hints, strict=True)]
         order = sorted((i for i in allowed if scores[i] > 0), key=lambda i: -scores[i])
         bm25_ranked = order[:pool]
 
     dense_ranked: list[int] = []
     similarity: dict[int, float] = {}
-    if method in ("hybrid", "dense"):
-        found = kb.collection.query(query_embeddings=[embedder.embed_query(query)], n_results=min(pool, len(index.ids)),
+    vector = embedder.embed_query(query) if method in ("hybrid", "dense") else None
+    if vector is not None:  # None: the model cannot read the question (Chinese for MiniLM); BM25 alone decides
+        found = kb.collection.query(query_embeddings=[vector], n_results=min(pool, len(index.ids)),
                                     where=where, include=["distances"])
         for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
             i = index.position.get(chunk_id)
@@ -102,7 +114,7 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
                 dense_ranked.append(i)
                 similarity[i] = 1.0 - distance  # cosine space: distance = 1 - cosine similarity
 
-    methods_used = 2 if method == "hybrid" else 1
+    methods_used = max(1, (vector is not None) + (method in ("hybrid", "bm25")))  # the rankings that took part
     fused: dict[int, float] = {}
     for ranking in (dense_ranked, bm25_ranked):
         for rank, i in enumerate(ranking, start=1):
@@ -111,10 +123,12 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
     dense_rank = {i: rank for rank, i in enumerate(dense_ranked, start=1)}
     bm25_rank = {i: rank for rank, i in enumerate(bm25_ranked, start=1)}
     top = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+    similarity = similarity if trust_dense else {}
     return [
         Hit(id=index.ids[i], text=index.texts[i], source=index.metas[i]["source"], page=index.metas[i].get("page", 0),
             chunk=index.metas[i].get("chunk", 0), score=round(fused[i] / best, 4), similarity=similarity.get(i),
-            coverage=round(index.bm25.coverage(query_tokens, i), 4), dense_rank=dense_rank.get(i),
+            coverage=round(index.bm25.coverage(query_words, i), 4),
+            names_bird=any(name in index.texts[i] for name in named), dense_rank=dense_rank.get(i),
             bm25_rank=bm25_rank.get(i), metadata=index.metas[i])
         for i in top
     ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from birdsdao.errors import InvalidInputError
 from knowledge.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
 from knowledge.loaders import load_all
 from knowledge.retrieval import Hit, Method, search
@@ -66,6 +67,11 @@ def embedder_for(address: StoreAddress, name: str, spec: str | os.PathLike | Non
 
 def create(address: StoreAddress, name: str, embedding_model: str | None = None, description: str = "",
            chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> KbInfo:
+    from knowledge.builtin import BUILTIN_DISPLAY_NAME, BUILTIN_NAME, is_builtin
+
+    if is_builtin(name.strip()):
+        raise InvalidInputError(f"{BUILTIN_NAME!r} / {BUILTIN_DISPLAY_NAME} is the built-in knowledge base's name",
+                                hint="pick another name for yours")
     model = embedder(embedding_model)
     with address.open() as store:
         kb = store.create(name, model.id, description, chunk_size, chunk_overlap)
@@ -95,8 +101,27 @@ def store_size(address: StoreAddress) -> int | None:
     return sum(path.stat().st_size for path in address.kb_dir.rglob("*") if path.is_file())
 
 
+def _refuse_builtin(name: str, action: str) -> None:
+    from knowledge.builtin import BUILTIN_NAME, is_builtin
+
+    if is_builtin(name):
+        raise InvalidInputError(
+            f"the built-in knowledge base {BUILTIN_NAME!r} holds the species cards only, so it cannot {action}",
+            hint="make your own: birds kb create NAME, then birds kb add NAME FILE...",
+        )
+
+
+def prepare(address: StoreAddress, name: str, progress: Progress | None = None, say=None) -> None:
+    """Build the built-in KB when `name` is it and it is missing or stale; other KBs need nothing."""
+    from knowledge.builtin import ensure_builtin, is_builtin
+
+    if is_builtin(name):
+        ensure_builtin(address, progress=progress, say=say)
+
+
 def add(address: StoreAddress, name: str, paths: list[Path], embedding_model: str | None = None,
         progress: Progress | None = None, extra_metadata=None) -> AddResult:
+    _refuse_builtin(name, "take other documents")
     report = load_all(paths)  # read (and report unreadable files) before taking the lock
     model = embedder_for(address, name, embedding_model)
     with address.open() as store:
@@ -105,6 +130,7 @@ def add(address: StoreAddress, name: str, paths: list[Path], embedding_model: st
 
 
 def remove(address: StoreAddress, name: str, document: str) -> DocumentInfo:
+    _refuse_builtin(name, "lose a card (rebuild it with `birds kb rebuild birds`)")
     with address.open() as store:
         return store.get(name).remove_document(document)
 
@@ -124,3 +150,33 @@ def query(address: StoreAddress, name: str, text: str, k: int = 3, method: Metho
     model = embedder_for(address, name, embedding_model) if method != "bm25" else None
     with address.open() as store:
         return search(store.get(name), model, text, k=k, method=method)
+
+
+def rebuild(address: StoreAddress, name: str, embedding_model: str | None = None,
+            progress: Progress | None = None, say=None) -> AddResult:
+    """Embed a KB's documents again from their files (the built-in KB: from the cards).
+
+    Documents whose file is gone keep their chunks and are reported as skipped.
+    """
+    from knowledge.builtin import is_builtin, rebuild_builtin
+
+    if is_builtin(name):
+        return rebuild_builtin(address, progress=progress, say=say)
+    with address.open() as store:
+        documents = store.get(name).documents()
+    present = [Path(doc.source) for doc in documents if Path(doc.source).is_file()]
+    report = load_all(present)
+    report.skipped += [{"path": doc.source, "reason": "the file is gone; its chunks are kept"}
+                       for doc in documents if not Path(doc.source).is_file()]
+    model = embedder_for(address, name, embedding_model)
+    with address.open() as store:
+        kb = store.get(name)
+        for document in report.documents:
+            kb.collection.delete(where={"doc_id": _doc_id(document)})
+        return kb.add_documents(report, model, progress=progress)
+
+
+def _doc_id(document) -> str:
+    from knowledge.store import document_id
+
+    return document_id(str(Path(document.path).resolve()))

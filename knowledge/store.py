@@ -239,16 +239,18 @@ class KnowledgeBase:
             planned.append((document, source, doc_id, metas, ids, texts))
         all_texts = [text for *_, texts in planned for text in texts]
         # embed everything first: a failure here leaves the KB exactly as it was
-        vectors = iter(embedder.embed_documents(all_texts, progress=progress))
-        batch = self.collection._client.get_max_batch_size() if hasattr(self.collection, "_client") else 1000
-        for _, _, doc_id, metas, ids, texts in planned:
-            embeddings = [next(vectors) for _ in ids]
+        all_embeddings = embedder.embed_documents(all_texts, progress=progress)
+        for _, _, doc_id, *_ in planned:
             self.collection.delete(where={"doc_id": doc_id})
-            for start in range(0, len(ids), batch):
-                end = start + batch
-                self.collection.add(ids=ids[start:end], documents=texts[start:end],
-                                    embeddings=embeddings[start:end], metadatas=metas[start:end])
-            result.chunks_added += len(ids)
+        # then write in large batches: each call to Chroma costs ~80 ms, however few rows it carries
+        all_ids = [chunk for *_, ids, _ in planned for chunk in ids]
+        all_metas = [meta for *_, metas, _, _ in planned for meta in metas]
+        batch = _max_batch(self.collection)
+        for start in range(0, len(all_ids), batch):
+            end = start + batch
+            self.collection.add(ids=all_ids[start:end], documents=all_texts[start:end],
+                                embeddings=all_embeddings[start:end], metadatas=all_metas[start:end])
+        result.chunks_added = len(all_ids)
         if planned:
             self._bump_revision()
         return result
@@ -282,6 +284,13 @@ class KnowledgeBase:
     def _bump_revision(self) -> None:
         self.revision += 1
         self.collection.modify(metadata={**(self.collection.metadata or {}), "revision": self.revision})
+
+
+def _max_batch(collection) -> int:
+    try:
+        return max(1, min(5000, int(collection._client.get_max_batch_size())))
+    except Exception:  # an older client without the call: a size every Chroma accepts
+        return 1000
 
 
 class Store:
@@ -325,11 +334,12 @@ class Store:
         return True
 
     def create(self, name: str, model: EmbeddingModelId, description: str = "",
-               chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> KnowledgeBase:
+               chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+               slug: str | None = None) -> KnowledgeBase:
         name = check_kb_name(name)
         if chunk_size < 20 or not 0 <= chunk_overlap < chunk_size:
             raise InvalidInputError("chunk size must be at least 20 characters and the overlap smaller than it")
-        if self.exists(name):
+        if self.exists(name) or (slug and self.exists(slug)):
             raise KnowledgeBaseExists(f"knowledge base {name!r} exists already in {self.where}",
                                       hint=f"add documents with `birds kb add {name} FILE...`")
         metadata = {
@@ -339,7 +349,8 @@ class Store:
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "revision": 0,
         }
         collection = self.client.create_collection(
-            kb_slug(name), metadata=metadata, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+            slug or kb_slug(name), metadata=metadata, embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}})
         return KnowledgeBase(collection)
 
     def delete(self, name: str) -> KbInfo:

@@ -47,35 +47,35 @@ def address(tmp_path) -> StoreAddress:
 
 def test_slugs_are_valid_chroma_names_and_keep_names_apart():
     assert kb_slug("notes") == "notes"
-    slug = kb_slug("鸟类百科")
+    slug = kb_slug("观鸟笔记")
     assert slug.startswith("kb-") and slug.isascii() and 3 <= len(slug) <= 63
     assert kb_slug("My birds") != kb_slug("my birds") and kb_slug("My birds").startswith("my-birds-")
     assert kb_slug("10.0.0.1") != "10.0.0.1" and kb_slug("a..b") != "a..b"
 
 
 def test_add_is_idempotent_and_an_edit_replaces_the_old_chunks(address, docs):
-    info = service.create(address, "鸟类百科", description="测试")
-    assert info.slug == kb_slug("鸟类百科") and info.embedding_model == "all-MiniLM-L6-v2"
-    first = service.add(address, "鸟类百科", [docs])
+    info = service.create(address, "观鸟笔记", description="测试")
+    assert info.slug == kb_slug("观鸟笔记") and info.embedding_model == "all-MiniLM-L6-v2"
+    first = service.add(address, "观鸟笔记", [docs])
     assert len(first.added) == 3 and first.chunks_added >= 3 and not first.replaced
     assert [Path(s["path"]).name for s in first.skipped] == ["photo.bin"]
-    info, documents = service.show(address, "鸟类百科")
+    info, documents = service.show(address, "观鸟笔记")
     assert info.documents == 3 and info.chunks == first.chunks_added
     assert sorted(Path(d.source).parent.name + "/" + Path(d.source).name for d in documents) == [
         "a/notes.md", "b/notes.md", "docs/loon.txt"]
 
-    again = service.add(address, "鸟类百科", [docs])
+    again = service.add(address, "观鸟笔记", [docs])
     assert len(again.unchanged) == 3 and again.chunks_added == 0 and again.chunks_removed == 0
 
     loon = docs / "loon.txt"
     loon.write_text(LOON_EN + "\nLoons nest on the shore of islands, close to the water.\n", encoding="utf-8")
-    edited = service.add(address, "鸟类百科", [loon])
+    edited = service.add(address, "观鸟笔记", [loon])
     assert edited.replaced == [str(loon.resolve())] and edited.chunks_removed >= 1
-    info, documents = service.show(address, "鸟类百科")
+    info, documents = service.show(address, "观鸟笔记")
     assert info.documents == 3
     assert info.chunks == first.chunks_added - edited.chunks_removed + edited.chunks_added
     with address.open() as store:
-        ids, texts, _ = store.get("鸟类百科").all_chunks()
+        ids, texts, _ = store.get("观鸟笔记").all_chunks()
     assert len(ids) == len(set(ids)) == info.chunks
     assert sum("islands" in text for text in texts) == 1  # the new text once, the old version gone
 
@@ -97,29 +97,29 @@ def test_remove_needs_an_unambiguous_document_and_takes_all_its_chunks(address, 
 
 
 def test_hybrid_search_finds_chinese_and_english_and_knows_when_nothing_fits(address, docs):
-    service.create(address, "鸟类百科")
-    service.add(address, "鸟类百科", [docs])
-    zh = service.query(address, "鸟类百科", "红嘴蓝鹊平时吃什么？", k=2)
+    service.create(address, "观鸟笔记")
+    service.add(address, "观鸟笔记", [docs])
+    zh = service.query(address, "观鸟笔记", "红嘴蓝鹊平时吃什么？", k=2)
     assert zh[0].source.endswith("a/notes.md") and zh[0].relevant and zh[0].score == 1.0
-    en = service.query(address, "鸟类百科", "Where do swallows go for the winter?", k=2)
+    en = service.query(address, "观鸟笔记", "Where do swallows go for the winter?", k=2)
     assert en[0].source.endswith("b/notes.md") and en[0].relevant
     assert 0 < en[1].score < en[0].score <= 1.0
-    none = service.query(address, "鸟类百科", "How long do kakapo parrots live?", k=3)
+    none = service.query(address, "观鸟笔记", "How long do kakapo parrots live?", k=3)
     assert not any(hit.relevant for hit in none)
-    dense = service.query(address, "鸟类百科", "a diver whose eerie cries echo over lakes after dark", k=1,
+    dense = service.query(address, "观鸟笔记", "a diver whose eerie cries echo over lakes after dark", k=1,
                           method="dense")
     assert dense[0].source.endswith("loon.txt") and dense[0].bm25_rank is None
 
 
 def test_names_are_unique_and_missing_ones_are_clear(address):
-    service.create(address, "鸟类百科")
+    service.create(address, "观鸟笔记")
     with pytest.raises(KnowledgeBaseExists):
-        service.create(address, "鸟类百科")
+        service.create(address, "观鸟笔记")
     with pytest.raises(KnowledgeBaseNotFound, match="no knowledge base '鸟类'") as missing:
         service.show(address, "鸟类")
-    assert missing.value.hint == "known: 鸟类百科"
-    deleted = service.delete(address, "鸟类百科")
-    assert deleted.name == "鸟类百科" and service.list_kbs(address) == []
+    assert missing.value.hint == "known: 观鸟笔记"
+    deleted = service.delete(address, "观鸟笔记")
+    assert deleted.name == "观鸟笔记" and service.list_kbs(address) == []
 
 
 @pytest.fixture(scope="module")
@@ -227,16 +227,16 @@ def chroma_server(tmp_path):
 @pytest.mark.slow
 def test_a_chroma_server_serves_the_same_operations(chroma_server, tmp_path, docs):
     address = StoreAddress(tmp_path / "unused", host="127.0.0.1", port=chroma_server)
-    info = service.create(address, "鸟类百科", description="on a server")
-    assert info.slug == kb_slug("鸟类百科")
-    result = service.add(address, "鸟类百科", [docs])
+    info = service.create(address, "观鸟笔记", description="on a server")
+    assert info.slug == kb_slug("观鸟笔记")
+    result = service.add(address, "观鸟笔记", [docs])
     assert len(result.added) == 3
-    assert len(service.add(address, "鸟类百科", [docs]).unchanged) == 3
-    hits = service.query(address, "鸟类百科", "红嘴蓝鹊吃什么", k=1)
+    assert len(service.add(address, "观鸟笔记", [docs]).unchanged) == 3
+    hits = service.query(address, "观鸟笔记", "红嘴蓝鹊吃什么", k=1)
     assert hits[0].source.endswith("a/notes.md") and hits[0].relevant
-    assert service.remove(address, "鸟类百科", "loon.txt").chunks >= 1
+    assert service.remove(address, "观鸟笔记", "loon.txt").chunks >= 1
     assert [kb.documents for kb in service.list_kbs(address)] == [2]
-    service.delete(address, "鸟类百科")
+    service.delete(address, "观鸟笔记")
     assert service.list_kbs(address) == []
     assert not (tmp_path / "unused").exists()  # nothing written locally
 

@@ -48,7 +48,8 @@ def card_copy(tmp_path):
 
 def test_a_card_missing_one_language_names_the_file_and_field(card_copy):
     text = card_copy.read_text(encoding="utf-8")
-    card_copy.write_text(text.replace("  zh: 几乎全吃植物性食物", "  zh: ''\n  x: 几乎全吃植物性食物"), encoding="utf-8")
+    broken = text.replace("  zh: 几乎全吃植物性食物", "  zh: ''\n  x: 几乎全吃植物性食物")
+    card_copy.write_text(broken, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=r"house-finch.yaml: field diet"):
         load_card(card_copy)
 

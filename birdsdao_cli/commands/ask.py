@@ -17,11 +17,14 @@ CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forge
 def ask(
     ctx: typer.Context,
     question: Annotated[str | None, typer.Argument(help="The question; leave it out for a chat.")] = None,
-    kb: Annotated[str | None, typer.Option("--kb", help="Answer from this knowledge base, with sources.")] = None,
+    kb: Annotated[str, typer.Option("--kb", help="Answer from this knowledge base, with sources.",
+                                    show_default="birds, the built-in 鸟类百科")] = "birds",
+    no_kb: Annotated[bool, typer.Option("--no-kb", help="The model alone, no retrieval (the original's "
+                                        "\"pure LLM\" mode).")] = False,
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Passages to retrieve.")] = 3,
     method: Annotated[str, typer.Option("--method", help="Retrieval: hybrid, dense or bm25.")] = "hybrid",
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Show the retrieved passages instead of a generated "
-                                         "answer (needs --kb).")] = False,
+                                         "answer.")] = False,
     base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
                                                    show_default="gemma-3-270m, converted once")] = None,
     prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
@@ -35,39 +38,42 @@ def ask(
     chroma_port: ChromaPortOpt = 8000,
     json_out: JsonOpt = False,
 ) -> None:
-    """Ask about birds. With --kb the answer comes from your documents and lists its sources.
+    """Ask about birds: answers grounded on a knowledge base (the built-in 鸟类百科 unless --kb), with sources.
 
-    When the KB holds nothing relevant, birds says so rather than guess. Without a QUESTION you get a
-    chat that remembers the conversation (/sources, /clear, /exit). Scores: higher is better (0..1).
+    When the KB holds nothing relevant, birds says so rather than guess; --no-kb asks the model alone.
+    Without a QUESTION you get a chat that remembers the conversation (/sources, /clear, /exit).
+    Source scores: higher is better (0..1).
 
     Examples:
 
-      birds ask "红嘴蓝鹊吃什么？" --kb 鸟类百科
+      birds ask "家朱雀吃什么？"
 
       birds ask "What do barn swallows eat?" --kb notes --no-llm --json
 
-      birds ask --kb 鸟类百科
+      birds ask --no-kb
     """
     from birdsdao.errors import InvalidInputError
     from knowledge.answer import Asker
     from knowledge.retrieval import METHODS
-    from knowledge.service import StoreAddress, embedder_for, get_info
+    from knowledge.service import StoreAddress, embedder_for, get_info, prepare
     from language_model.generate import GenerationSettings
 
     if method not in METHODS:
         raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    if no_llm and not kb:
-        raise InvalidInputError("--no-llm answers with retrieved passages, so it needs --kb NAME")
+    if no_llm and no_kb:
+        raise InvalidInputError("--no-llm answers with retrieved passages, so it cannot go with --no-kb")
     settings = ctx.obj["settings"]
     asker = Asker(settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                               repetition_penalty=repetition_penalty))
-    if kb:
+    if not no_kb:
         address = StoreAddress(settings.kb_dir, chroma_host, chroma_port if chroma_host else None)
+        with output.progress_bar("Embedding the species cards") as bar:
+            prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
         get_info(address, kb)  # a missing KB fails now, before any model loads
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = _load_model(base_model, prefix, device, settings.models_dir, fallback=bool(kb))
+        asker.model = _load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:

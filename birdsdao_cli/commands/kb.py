@@ -15,7 +15,8 @@ app = typer.Typer(
     help="""Knowledge bases: your documents, split, embedded and searchable (ChromaDB).
 
 A KB lives in BIRDS_HOME/kb, or on a Chroma server with --chroma-host/--chroma-port
-(or BIRDS_CHROMA_HOST/BIRDS_CHROMA_PORT). Names may be Chinese: 鸟类百科.
+(or BIRDS_CHROMA_HOST/BIRDS_CHROMA_PORT). Names may be Chinese. The built-in KB `birds`
+(鸟类百科) holds the species cards; it is built on first use.
 
 Example: birds kb create 鸟类百科 && birds kb add 鸟类百科 notes/ && birds kb search 鸟类百科 "红嘴蓝鹊吃什么"
 """,
@@ -23,6 +24,14 @@ Example: birds kb create 鸟类百科 && birds kb add 鸟类百科 notes/ && bir
 )
 
 NameArg = Annotated[str, typer.Argument(help="The knowledge base's name (any language).")]
+
+
+def _prepare(address, name: str) -> None:
+    """The built-in KB is built from the species cards on first use (about a minute), with a bar."""
+    from knowledge import service
+
+    with output.progress_bar("Embedding the species cards") as bar:
+        service.prepare(address, name, progress=bar, say=lambda message: output.console.print(message))
 
 
 def _address(ctx: typer.Context, host: str | None, port: int):
@@ -73,17 +82,20 @@ def list_(
 ) -> None:
     """List the knowledge bases with their sizes."""
     from knowledge import service
+    from knowledge.builtin import BUILTIN_DESCRIPTION, BUILTIN_DISPLAY_NAME, BUILTIN_NAME
 
     infos = service.list_kbs(_address(ctx, chroma_host, chroma_port))
+    builtin_built = any(info.slug == BUILTIN_NAME for info in infos)
     if json_out:
-        output.print_json([info.to_dict() for info in infos])
-        return
-    if not infos:
-        output.console.print("No knowledge bases yet. Make one with: birds kb create NAME")
+        output.print_json({"knowledge_bases": [info.to_dict() for info in infos], "builtin_built": builtin_built})
         return
     table = Table("name", "documents", "chunks", "embedding model", "description")
     for info in infos:
-        table.add_row(info.name, str(info.documents), str(info.chunks), info.embedding_model, info.description)
+        name_cell = f"{info.name} ({info.slug})" if info.slug == BUILTIN_NAME else info.name
+        table.add_row(name_cell, str(info.documents), str(info.chunks), info.embedding_model, info.description)
+    if not builtin_built:
+        table.add_row(f"{BUILTIN_DISPLAY_NAME} ({BUILTIN_NAME})", "-", "-", "all-MiniLM-L6-v2",
+                      BUILTIN_DESCRIPTION + "; built on first use")
     output.stdout.print(table)
 
 
@@ -99,6 +111,7 @@ def show(
     from knowledge import service
 
     address = _address(ctx, chroma_host, chroma_port)
+    _prepare(address, name)
     info, documents = service.show(address, name)
     size = service.store_size(address)
     if json_out:
@@ -156,6 +169,34 @@ def add(
         output.console.print(f"  [yellow]skipped[/] {skipped['path']}: {skipped['reason']}", highlight=False)
     for path in result.empty:
         output.console.print(f"  [yellow]skipped[/] {path}: no text in it", highlight=False)
+
+
+@app.command()
+def rebuild(
+    ctx: typer.Context,
+    name: NameArg,
+    embedding_model: EmbeddingModelOpt = None,
+    chroma_host: ChromaHostOpt = None,
+    chroma_port: ChromaPortOpt = 8000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Embed a knowledge base again from its files; `birds` (鸟类百科) is rebuilt from the species cards.
+
+    Example: birds kb rebuild birds
+    """
+    from knowledge import service
+
+    address = _address(ctx, chroma_host, chroma_port)
+    with output.progress_bar("Embedding chunks") as bar:
+        result = service.rebuild(address, name, embedding_model, progress=bar,
+                                 say=lambda message: output.console.print(message))
+    if json_out:
+        output.print_json(result.to_dict())
+        return
+    output.console.print(f"{name}: {result.chunks_added} chunks embedded from "
+                         f"{len(result.added) + len(result.replaced)} documents.", highlight=False)
+    for skipped in result.skipped:
+        output.console.print(f"  [yellow]skipped[/] {skipped['path']}: {skipped['reason']}", highlight=False)
 
 
 @app.command()
@@ -225,8 +266,9 @@ def search(
 
     if method not in METHODS:
         raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    hits = service.query(_address(ctx, chroma_host, chroma_port), name, query, k=k, method=method,
-                         embedding_model=embedding_model)
+    address = _address(ctx, chroma_host, chroma_port)
+    _prepare(address, name)
+    hits = service.query(address, name, query, k=k, method=method, embedding_model=embedding_model)
     if json_out:
         output.print_json([hit.to_dict() for hit in hits])
         return
