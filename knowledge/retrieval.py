@@ -58,7 +58,7 @@ class Hit:
 class LexicalIndex:
     """BM25 over a KB's stored tokens, kept per process until the KB's revision changes."""
 
-    _cache: dict[tuple[str, int, int], LexicalIndex] = {}
+    _cache: dict[tuple[str, str, int, int], LexicalIndex] = {}
 
     def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
         self.ids, self.texts, self.metas = ids, texts, metas
@@ -67,9 +67,9 @@ class LexicalIndex:
 
     @classmethod
     def of(cls, kb) -> LexicalIndex:
-        key = (kb.info.slug, kb.revision, kb.count())
+        key = (kb.location, kb.info.slug, kb.revision, kb.count())
         if key not in cls._cache:
-            cls._cache = {k: v for k, v in cls._cache.items() if k[0] != key[0]}
+            cls._cache = {k: v for k, v in cls._cache.items() if k[:2] != key[:2]}
             cls._cache[key] = cls(*kb.all_chunks())
         return cls._cache[key]
 

@@ -137,8 +137,9 @@ def content_digest(document: Document) -> str:
 
 
 class KnowledgeBase:
-    def __init__(self, collection):
+    def __init__(self, collection, location: str = ""):
         self.collection = collection
+        self.location = location  # the store it lives in (a folder, or a server's address)
         meta = collection.metadata or {}
         self.info = KbInfo(
             name=meta.get("display_name", collection.name), slug=collection.name,
@@ -319,7 +320,7 @@ class Store:
     def get(self, name: str) -> KnowledgeBase:
         for collection in self._collections():
             if name in ((collection.metadata or {}).get("display_name"), collection.name):
-                return KnowledgeBase(collection)
+                return KnowledgeBase(collection, self.where)
         known = [KnowledgeBase(c).info.name for c in self._collections()]
         raise KnowledgeBaseNotFound(
             f"no knowledge base {name!r} in {self.where}",
@@ -351,7 +352,7 @@ class Store:
         collection = self.client.create_collection(
             slug or kb_slug(name), metadata=metadata, embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}})
-        return KnowledgeBase(collection)
+        return KnowledgeBase(collection, self.where)
 
     def delete(self, name: str) -> KbInfo:
         kb = self.get(name)

@@ -44,6 +44,8 @@ class PtuneConfig:
     save_steps: int = 1000
     logging_steps: int = 10
     val_split: float = 0.1
+    val_data: Path | None = None  # a separate validation file: then all of `data` trains
+    max_eval_samples: int | None = None  # score only the first N validation records (as ChatGLM2's script)
     seed: int = 42
     quantization_bit: int | None = None
     device: str = "cpu"
@@ -62,6 +64,8 @@ class PtuneConfig:
             raise InvalidInputError("--lr and --epochs must be positive")
         if self.eval_only and self.prefix is None:
             raise InvalidInputError("--eval-only needs --prefix DIR")
+        if self.max_eval_samples is not None and self.max_eval_samples < 1:
+            raise InvalidInputError("--max-eval-samples must be at least 1")
         if self.quantization_bit not in (None, 4, 8):
             raise InvalidInputError("--quantization-bit must be 4 or 8")
 
@@ -90,7 +94,14 @@ def run_ptune(config: PtuneConfig, models_dir: Path, *, progress: Progress | Non
 
     config.validate()
     examples, empty = read_examples(config.data)
-    train_set, val_set = split_examples(examples, config.val_split, config.seed)
+    if config.val_data is not None:
+        train_set = examples
+        val_set, val_empty = read_examples(config.val_data)
+        empty += val_empty
+    else:
+        train_set, val_set = split_examples(examples, config.val_split, config.seed)
+    if config.max_eval_samples is not None:
+        val_set = val_set[: config.max_eval_samples]
     torch.manual_seed(config.seed)
     loaded = load_model(config.base_model, models_dir, device=config.device, progress=say,
                         quantization_bit=config.quantization_bit)

@@ -33,6 +33,11 @@ def ptune(
     save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Write checkpoint-N every N steps.")] = 1000,
     logging_steps: Annotated[int, typer.Option("--logging-steps", min=1)] = 10,
     val_split: Annotated[float, typer.Option("--val-split", help="Share held out for evaluation.")] = 0.1,
+    val_data: Annotated[Path | None, typer.Option("--val-data", help="Validation records in their own file "
+                                                  "(then all of DATA trains and --val-split is unused).")] = None,
+    max_eval_samples: Annotated[int | None, typer.Option("--max-eval-samples", min=1, help="Score only the first "
+                                                         "N validation records (generation is slow on a CPU).")]
+    = None,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     quantization_bit: Annotated[int | None, typer.Option("--quantization-bit", help="4 or 8: a quantized base "
                                                          "(CUDA GPU with bitsandbytes only).")] = None,
@@ -53,9 +58,9 @@ def ptune(
 
     Examples:
 
-      birds ptune data/ptune/train.json --max-steps 300 --pre-seq-len 32 -o prefixes/birds
+      birds ptune data/ptune/train.json --val-data data/ptune/dev.json --max-steps 300 -o prefixes/birds
 
-      birds ptune data/ptune/train.json --eval-only --prefix prefixes/birds
+      birds ptune data/ptune/train.json --val-data data/ptune/dev.json --eval-only --prefix prefixes/birds
     """
     from language_model.ptune import PtuneConfig, run_ptune
 
@@ -64,7 +69,8 @@ def ptune(
         prefix_projection=prefix_projection, lr=lr, max_source_length=max_source_length,
         max_target_length=max_target_length, batch_size=batch_size, gradient_accumulation_steps=accumulation,
         max_steps=max_steps, epochs=epochs, save_steps=save_steps, logging_steps=logging_steps,
-        val_split=val_split, seed=seed, quantization_bit=quantization_bit, device=device, resume=resume,
+        val_split=val_split, val_data=val_data, max_eval_samples=max_eval_samples, seed=seed,
+        quantization_bit=quantization_bit, device=device, resume=resume,
         eval_only=eval_only, prefix=prefix,
     )
     models_dir = ctx.obj["settings"].models_dir
