@@ -29,6 +29,10 @@ _GROUNDED = {
 }
 
 
+# a base model that starts a second answer has finished the first
+_NEXT_ANSWER = ("\n答：", "\n答:", "\nAnswer:")
+
+
 def question_language(text: str) -> str:
     return "zh" if has_cjk(text) else "en"
 
@@ -103,6 +107,7 @@ class Asker:
         from language_model.prompts import build_prompt
 
         prompt, stops = build_prompt(self.model.tokenizer, self.model.family, prompt_question, self.history)
+        stops = (*stops, *_NEXT_ANSWER)
         started = time.perf_counter()
         pieces: list[str] = []
         for piece in stream_text(self.model, prompt, self.settings or GenerationSettings(), stops):

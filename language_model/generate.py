@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class GenerationSettings:
     temperature: float = 0.0  # 0: greedy, reproducible
     top_p: float = 0.9
     repetition_penalty: float = 1.2  # small models loop without it
+    no_repeat_ngram_size: int = 0  # >0: never repeat a run of this many tokens (stops list-shaped loops)
     stops: tuple[str, ...] = ()  # extra stop strings, besides the template's and the end-of-text token
 
 
@@ -60,6 +62,8 @@ def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[
     )
     if sampling:
         arguments.update(temperature=settings.temperature, top_p=settings.top_p)
+    if settings.no_repeat_ngram_size > 0:
+        arguments["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
     stop_strings = tuple(stops) + tuple(settings.stops)
     halt = threading.Event()
     arguments["stopping_criteria"] = StoppingCriteriaList([_halt_criterion(halt)])
@@ -70,7 +74,7 @@ def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    yield from _until_stop(streamer, stop_strings, halt)
+    yield from _until_loop(_until_stop(streamer, stop_strings, halt), halt)
     worker.join()
 
 
@@ -94,6 +98,30 @@ def _until_stop(pieces: Iterator[str], stops: tuple[str, ...], halt: threading.E
             pending = pending[safe:]
     if not halt.is_set() and pending:
         yield pending
+
+
+_LIST_MARK = re.compile(r"^\s*(?:\d+[.)、:：]|[-*•])?\s*")
+
+
+def _until_loop(pieces: Iterator[str], halt: threading.Event) -> Iterator[str]:
+    """Pass text through as it comes, and stop once a line repeats the line before it (list numbers aside).
+
+    Small models fall into loops ("12. 骨骼 / 13. 骨骼 / …") that a repetition penalty does not break; the
+    reader sees the repeated line once, then the answer ends.
+    """
+    line, previous = "", None
+    for piece in pieces:
+        if halt.is_set():
+            continue
+        yield piece
+        line += piece
+        while "\n" in line:
+            done, line = line.split("\n", 1)
+            key = _LIST_MARK.sub("", done).strip()
+            if key and key == previous:
+                halt.set()
+                break
+            previous = key or previous
 
 
 def _halt_criterion(event: threading.Event):

@@ -16,7 +16,13 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
     The speed-up measured 2.6× faster generation at unchanged BLEU/ROUGE (bench/llm.py); `fast=False`
     keeps float32 for exact reproduction.
     """
-    loaded = load_model(base_model, models_dir, device=device, progress=progress)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor bar on every start says nothing useful
+    try:
+        loaded = load_model(base_model, models_dir, device=device, progress=progress)
+    finally:
+        hf_logging.enable_progress_bar()
     model = loaded.model
     if prefix is not None:
         from language_model.ptune import load_prefix

@@ -288,3 +288,14 @@ def test_eval_only_rescores_an_existing_prefix(tuned, tmp_path):
     result = run_ptune(config, tuned["work"] / "models")
     assert result.train == {} and not (tmp_path / "again" / "train_results.json").exists()
     assert result.eval == first  # the same prefix, split and greedy decoding score the same
+
+
+def test_a_looping_answer_stops_at_the_first_repeated_line():
+    from language_model.generate import _until_loop
+
+    halt = threading.Event()
+    pieces = ["家朱雀吃：\n1. 种", "子\n", "2. 骨骼\n", "3. 骨", "骼\n", "4. 骨骼\n", "5. 骨骼"]
+    assert "".join(_until_loop(iter(pieces), halt)) == "家朱雀吃：\n1. 种子\n2. 骨骼\n3. 骨骼\n"
+    assert halt.is_set()
+    calm = threading.Event()
+    assert "".join(_until_loop(iter(["a\n", "b\n", "a\n", "tail"]), calm)) == "a\nb\na\ntail" and not calm.is_set()

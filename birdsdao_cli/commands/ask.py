@@ -28,10 +28,12 @@ def ask(
     base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
                                                    show_default="gemma-3-270m, converted once")] = None,
     prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 256,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", min=1.0)] = 1.2,
+    no_repeat_ngram: Annotated[int, typer.Option("--no-repeat-ngram", min=0, help="Never repeat a run of this "
+                                                 "many tokens, prompt included (0: allow).")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
     embedding_model: EmbeddingModelOpt = None,
     chroma_host: ChromaHostOpt = None,
@@ -64,7 +66,8 @@ def ask(
         raise InvalidInputError("--no-llm answers with retrieved passages, so it cannot go with --no-kb")
     settings = ctx.obj["settings"]
     asker = Asker(settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                              repetition_penalty=repetition_penalty))
+                                              repetition_penalty=repetition_penalty,
+                                              no_repeat_ngram_size=no_repeat_ngram))
     if not no_kb:
         address = StoreAddress(settings.kb_dir, chroma_host, chroma_port if chroma_host else None)
         with output.progress_bar("Embedding the species cards") as bar:

@@ -130,7 +130,9 @@ def show(
     summary.add_row("created", info.created)
     output.stdout.print(summary)
     if documents:
-        table = Table("document", "pages", "chunks", "characters", "added")
+        table = Table("pages", "chunks", "characters", "added")
+        table.columns.insert(0, Table("document").columns[0])
+        table.columns[0].overflow = "fold"
         for doc in documents:
             table.add_row(doc.source, str(doc.pages), str(doc.chunks), f"{doc.characters:,}", doc.added)
         output.stdout.print(table)
@@ -275,7 +277,9 @@ def search(
     if not hits:
         output.console.print(f"{name} is empty: nothing to search.")
         return
-    table = Table("#", "score", "relevant", "source", "text")
+    table = Table("#", "score", "relevant")
+    table.add_column("source", overflow="fold")
+    table.add_column("text")
     for rank, hit in enumerate(hits, start=1):
         where = hit.source + (f" p.{hit.page}" if hit.page else "") + f" #{hit.chunk}"
         table.add_row(str(rank), f"{hit.score:.3f}", "yes" if hit.relevant else "no", where,
