@@ -170,13 +170,4 @@ def rebuild(address: StoreAddress, name: str, embedding_model: str | None = None
                        for doc in documents if not Path(doc.source).is_file()]
     model = embedder_for(address, name, embedding_model)
     with address.open() as store:
-        kb = store.get(name)
-        for document in report.documents:
-            kb.collection.delete(where={"doc_id": _doc_id(document)})
-        return kb.add_documents(report, model, progress=progress)
-
-
-def _doc_id(document) -> str:
-    from knowledge.store import document_id
-
-    return document_id(str(Path(document.path).resolve()))
+        return store.get(name).add_documents(report, model, progress=progress, force=True)

@@ -219,8 +219,9 @@ class KnowledgeBase:
     # --- writing (the caller holds the store's write lock) ---
 
     def add_documents(self, report: LoadReport, embedder, progress: Progress | None = None,
-                      extra_metadata: Callable[[Document], dict] | None = None) -> AddResult:
-        """Add or refresh documents; an unchanged document is left as it is, a changed one is replaced whole."""
+                      extra_metadata: Callable[[Document], dict] | None = None, force: bool = False) -> AddResult:
+        """Add or refresh documents; an unchanged document is left as it is (unless `force`: embedded again),
+        a changed one is replaced whole."""
         self.check_embedding_model(embedder.id)
         result = AddResult(skipped=list(report.skipped))
         planned: list[tuple[Document, str, str, list[dict], list[str], list[str]]] = []
@@ -228,7 +229,7 @@ class KnowledgeBase:
             source = str(Path(document.path).resolve())
             doc_id, digest = document_id(source), content_digest(document)
             old = self.collection.get(where={"doc_id": doc_id}, include=["metadatas"])
-            if old["ids"] and all(meta.get("content_sha1") == digest for meta in old["metadatas"]):
+            if not force and old["ids"] and all(meta.get("content_sha1") == digest for meta in old["metadatas"]):
                 result.unchanged.append(source)
                 continue
             ids, texts, metas = self._chunks(document, source, doc_id, digest, extra_metadata)

@@ -126,3 +126,17 @@ def test_ask_option_conflicts_are_clear():
     assert result.exit_code == 2 and "cannot go with --no-kb" in result.output
     result = run("ask", "--no-kb", "--no-llm", "--json")
     assert result.exit_code == 2
+
+
+def test_rebuild_reads_the_files_again_and_reports_the_missing(notes):
+    run("kb", "create", "notes")
+    run("kb", "add", "notes", str(notes))
+    (notes / "swallow.txt").write_text("Barn swallows eat flies, caught low over water.\n", encoding="utf-8")
+    (notes / "magpie.md").unlink()
+    rebuilt = json.loads(run("kb", "rebuild", "notes", "--json").stdout)
+    assert rebuilt["replaced"][0].endswith("swallow.txt") and rebuilt["chunks_added"] == 1
+    assert rebuilt["skipped"][0]["path"].endswith("magpie.md") and "gone" in rebuilt["skipped"][0]["reason"]
+    found = json.loads(run("kb", "search", "notes", "what do barn swallows eat", "-k", "1", "--json").stdout)
+    assert "flies" in found[0]["text"]
+    shown = json.loads(run("kb", "show", "notes", "--json").stdout)
+    assert shown["documents"] and len(shown["documents"]) == 2  # the vanished file's chunks are kept
