@@ -1,0 +1,150 @@
+"""`birds identify`: the birds in a photo (species, count, boxes) and a description of each species."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from birdsdao_cli import output
+from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, JsonOpt
+
+
+def identify(
+    ctx: typer.Context,
+    photos: Annotated[list[str], typer.Argument(help="Photos, folders of photos, or glob patterns ('*.jpg').")],
+    weights: Annotated[Path | None, typer.Option("--weights", help="An ultralytics detector (.pt) or its ONNX "
+                                                 "export.", show_default="the bundled one")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch or onnx.")] = "torch",
+    conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Least confidence of a bird to report.")]
+    = 0.25,
+    certain: Annotated[float, typer.Option("--certain", min=0.0, max=1.0, help="Below this a bird is uncertain: "
+                                           "its candidates are shown and it is not described.")] = 0.5,
+    iou: Annotated[float, typer.Option("--iou", min=0.0, max=1.0, help="NMS IoU threshold.")] = 0.7,
+    imgsz: Annotated[int | None, typer.Option("--imgsz", min=32, help="Inference size.",
+                                              show_default="the detector's training size")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, 0, cuda:1 …")] = "cpu",
+    save: Annotated[Path | None, typer.Option("--save", help="Write annotated copies into this folder.")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="zh or en: names and descriptions.")] = "zh",
+    no_describe: Annotated[bool, typer.Option("--no-describe", help="Only find and name the birds.")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Describe with the species card's text, not the "
+                                         "language model.")] = False,
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
+    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
+                                                   show_default="gemma-3-270m")] = None,
+    prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
+    chroma_host: ChromaHostOpt = None,
+    chroma_port: ChromaPortOpt = 8000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find the birds in photos: species, count, confidence and box; then describe each species found.
+
+    A bird below --certain is shown as uncertain with its top candidates instead of being described.
+    Descriptions come from the language model grounded on the species' card (built-in KB 鸟类百科);
+    --no-llm shows the card text itself, --no-describe skips them.
+
+    Examples:
+
+      birds identify photo.jpg
+
+      birds identify ~/birding/2026-05/ --save annotated/ --no-describe --json
+
+      birds identify bird.png --lang en --no-llm
+    """
+    from birdsdao.errors import InvalidInputError
+    from recognition.detector import Detector
+    from recognition.identify import IdentifyOptions, identify_photos, species_to_describe
+
+    if lang not in ("zh", "en"):
+        raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
+    started = time.perf_counter()
+    detector = Detector(weights, backend=backend, imgsz=imgsz, device=device)
+    options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
+    results = []
+    for result in identify_photos(photos, detector, options):
+        results.append(result)
+        if not json_out:
+            _show_photo(result, lang)
+    timings = {"detection": time.perf_counter() - started}
+    if not any(result.error is None for result in results):
+        raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
+    descriptions = []
+    if not no_describe:
+        descriptions = _describe(ctx, species_to_describe(results), lang, no_llm, kb, base_model, prefix,
+                                 max_new_tokens, chroma_host, chroma_port, json_out)
+    if json_out:
+        timings["total"] = time.perf_counter() - started
+        output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
+                           "weights": str(detector.path), "backend": backend, "imgsz": detector.imgsz,
+                           "timings": {key: round(value, 3) for key, value in timings.items()}})
+
+
+def _show_photo(result, lang: str) -> None:
+    if result.error:
+        output.console.print(f"[yellow]skipped[/] {result.path}: {result.error}", highlight=False)
+        return
+    found = len(result.birds)
+    title = f"{result.path} ({result.width}×{result.height}): " + (
+        f"{found} bird{'s' if found != 1 else ''}" if found else "no bird found")
+    if not found:
+        output.stdout.print(title)
+        return
+    table = Table("species", "name", "confidence", "box (x1, y1, x2, y2)", title=title, title_justify="left")
+    for bird in result.birds:
+        name = bird.chinese_name if lang == "zh" and bird.chinese_name else bird.english_name
+        if bird.certain:
+            table.add_row(bird.species, name, f"{bird.confidence:.2f}", ", ".join(f"{v:.0f}" for v in bird.box))
+        else:
+            others = ", ".join(f"{c.species} {c.confidence:.2f}" for c in bird.candidates)
+            table.add_row("uncertain", f"candidates: {others}", f"{bird.confidence:.2f}",
+                          ", ".join(f"{v:.0f}" for v in bird.box))
+    output.stdout.print(table)
+    if result.counts:
+        output.stdout.print("count: " + ", ".join(f"{species} × {n}" for species, n in result.counts.items()))
+    if result.annotated:
+        output.console.print(f"annotated: {result.annotated}", highlight=False)
+
+
+def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, host, port, json_out) -> list:
+    from knowledge.answer import Asker
+    from knowledge.service import StoreAddress, embedder_for, get_info, prepare
+    from language_model.generate import GenerationSettings
+    from recognition.identify import card_retriever, describe_question
+
+    if not birds:
+        return []
+    settings = ctx.obj["settings"]
+    address = StoreAddress(settings.kb_dir, host, port if host else None)
+    with output.progress_bar("Embedding the species cards") as bar:
+        prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
+    get_info(address, kb)
+    embedder = embedder_for(address, kb, None)
+    model = None
+    if not no_llm:
+        from birdsdao_cli.commands.ask import _load_model
+
+        model = _load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
+    descriptions = []
+    for bird in birds:
+        asker = Asker(retrieve=card_retriever(address, kb, embedder, bird.species), model=model,
+                      settings=GenerationSettings(max_new_tokens=max_new_tokens))
+        question = describe_question(bird, lang)
+        answer, stream = asker.ask(question)
+        if json_out:
+            for _ in stream:
+                pass
+        else:
+            name = f"{bird.chinese_name}（{bird.english_name}）" if lang == "zh" else bird.english_name
+            output.stdout.print(f"\n[bold]{name}[/]", highlight=False)
+            for piece in stream:
+                print(piece, end="", flush=True)
+            print()
+            from birdsdao_cli.commands.ask import _print_sources
+
+            _print_sources(answer)
+        descriptions.append({"species": bird.species, **answer.to_dict()})
+    return descriptions

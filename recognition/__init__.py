@@ -1,0 +1,1 @@
+"""The detector at work: load weights, find birds in photos, name them, count them, draw them."""

@@ -1,0 +1,99 @@
+"""`birds identify` as a library: photos in, birds named and counted, annotated copies, descriptions.
+
+The CLI and the web UI both call `identify_photos` and `describe`; neither does the work itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recognition.detector import Bird, Detector
+from recognition.photos import collect_photos, open_photo
+
+
+@dataclass
+class PhotoResult:
+    path: str
+    width: int = 0
+    height: int = 0
+    birds: list[Bird] = field(default_factory=list)
+    annotated: str | None = None
+    error: str | None = None  # the photo could not be read
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Birds per species, certain ones only (an uncertain bird is not counted as any species)."""
+        return dict(Counter(bird.species for bird in self.birds if bird.certain))
+
+    @property
+    def uncertain(self) -> int:
+        return sum(not bird.certain for bird in self.birds)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "width": self.width, "height": self.height, "error": self.error,
+                "counts": self.counts, "uncertain": self.uncertain, "annotated": self.annotated,
+                "birds": [bird.to_dict() for bird in self.birds]}
+
+
+@dataclass
+class IdentifyOptions:
+    conf: float = 0.25  # least confidence of a bird worth reporting
+    iou: float = 0.7
+    certain: float = 0.5  # below it a bird is uncertain: candidates shown, not described
+    save: Path | None = None  # folder for annotated copies
+    lang: str = "zh"
+
+
+def identify_photos(specs: list[str | Path], detector: Detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
+    """One result per photo, in order; unreadable files and names that match nothing come back with `error`."""
+    photos, missing = collect_photos(specs)
+    for item in missing:
+        yield PhotoResult(path=item.path, error=item.reason)
+    taken: set[str] = set()
+    for path in photos:
+        try:
+            image = open_photo(path)
+        except Exception as exc:  # Pillow raises several types for bad files; the reason is what matters
+            yield PhotoResult(path=str(path), error=f"not a readable image ({type(exc).__name__}: {exc})")
+            continue
+        result = PhotoResult(path=str(path), width=image.width, height=image.height)
+        result.birds = detector.detect(image, conf=options.conf, iou=options.iou, certain=options.certain)
+        if options.save is not None:
+            from recognition.annotate import save_annotated
+
+            result.annotated = str(save_annotated(image, result.birds, options.save, path, options.lang, taken))
+        yield result
+
+
+def species_to_describe(results: list[PhotoResult]) -> list[Bird]:
+    """Each species found with certainty, once, in the order it was first seen (the most confident sighting)."""
+    best: dict[str, Bird] = {}
+    for result in results:
+        for bird in result.birds:
+            if bird.certain and (bird.species not in best or bird.confidence > best[bird.species].confidence):
+                best[bird.species] = bird
+    return list(best.values())
+
+
+def describe_question(bird: Bird, lang: str) -> str:
+    """The original project's question for a species, in the reader's language."""
+    if lang == "zh":
+        return f"请告诉我些关于{bird.chinese_name or bird.species}的知识吧？"
+    return f"Tell me about the {bird.english_name}."
+
+
+def card_retriever(address, kb_name: str, embedder, species: str | None, k: int = 3):
+    """Retrieval for one species' description: in the built-in KB, only that species' own card."""
+    from knowledge.builtin import is_builtin
+    from knowledge.retrieval import search
+
+    where = {"species": species} if species and is_builtin(kb_name) else None
+
+    def retrieve(question: str):
+        with address.open() as store:
+            return search(store.get(kb_name), embedder, question, k=k, where=where)
+
+    return retrieve
