@@ -1,0 +1,122 @@
+"""Detector speed for `birds identify`: pruned vs unpruned, PyTorch vs onnxruntime, and the whole command.
+
+In one run, on the same photos (the mini BIRDS-525 valid photos, or generated ones):
+  * detector latency p50/p95 per photo at the detector's image size: the pruned weights in PyTorch and in
+    onnxruntime, and the unpruned sparse-trained weights in PyTorch, as ratios to the unpruned;
+  * `birds identify PHOTO --no-describe` as a new process: wall time and peak memory (target ≤ 3 s, ≤ 1.5 GB);
+  * `birds identify PHOTO` with a description: time until the first description token.
+
+    python bench/identify.py [--weights PRUNED.pt] [--unpruned SPARSE.pt] [--photos 40]
+
+Without --weights the bundled detector is used (weights/MANIFEST.json names the unpruned one too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+MINI = ROOT.parent / "shared" / "data" / "birds525-mini" / "valid"
+
+
+def photos(count: int, folder: Path) -> list[Path]:
+    if MINI.is_dir():
+        return sorted(MINI.glob("*/*.jpg"))[:count]
+    from PIL import Image
+
+    made = []
+    for number in range(count):
+        path = folder / f"{number}.jpg"
+        Image.effect_noise((224, 224), 40 + number).convert("RGB").save(path)
+        made.append(path)
+    return made
+
+
+def latency(weights: Path, backend: str, images) -> list[float]:
+    from recognition.detector import Detector
+
+    detector = Detector(weights, backend=backend)
+    detector.detect(images[0])  # warm-up
+    times = []
+    for image in images:
+        started = time.perf_counter()
+        detector.detect(image)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def child(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB, and stdout of a `birds` process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", "from birdsdao_cli.main import app; app()", *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    out, _ = process.communicate()
+    wall = time.perf_counter() - started
+    import resource
+
+    # the largest child so far: this is the first child whose peak can exceed the bench's own imports
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, out
+
+
+def first_token(argv: list[str]) -> float:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", "from birdsdao_cli.main import app; app()", *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, bufsize=1)
+    seen_table = False
+    elapsed = float("nan")
+    for line in process.stdout:
+        if seen_table and line.strip() and not line.startswith(("count:", "annotated:")):
+            elapsed = time.perf_counter() - started  # the species heading, then the description streams
+            break
+        seen_table = seen_table or line.startswith("count:")
+    process.kill()
+    process.wait()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--unpruned", type=Path)
+    parser.add_argument("--photos", type=int, default=40)
+    args = parser.parse_args()
+    from recognition.detector import MANIFEST, WEIGHTS_DIR, bundled_weights
+    from recognition.photos import open_photo
+
+    pruned = args.weights or bundled_weights("torch")
+    unpruned = args.unpruned
+    if unpruned is None and args.weights is None:
+        unpruned = WEIGHTS_DIR / json.loads(MANIFEST.read_text(encoding="utf-8"))["files"]["unpruned"]["path"]
+    with tempfile.TemporaryDirectory() as work:
+        paths = photos(args.photos, Path(work))
+        images = [open_photo(path) for path in paths]
+        rows = {"unpruned, torch": latency(unpruned, "torch", images)} if unpruned else {}
+        rows["pruned, torch"] = latency(pruned, "torch", images)
+        if pruned.with_suffix(".onnx").is_file():
+            rows["pruned, onnx"] = latency(pruned, "onnx", images)
+        weights_args = [] if args.weights is None else ["--weights", str(pruned)]
+        wall, peak, _ = child(["identify", str(paths[0]), "--no-describe", *weights_args])
+        token = first_token(["identify", str(paths[0]), "--no-llm", *weights_args, "--certain", "0"])
+    base = statistics.median(next(iter(rows.values())))
+    print(f"{os.cpu_count()} CPU cores; {len(images)} photos; detector {pruned.name}")
+    print(f"{'':18} {'p50 ms':>7} {'p95 ms':>7} {'speed ×':>8}")
+    for label, times in rows.items():
+        ordered = sorted(times)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(f"{label:18} {statistics.median(times) * 1000:>7.1f} {p95 * 1000:>7.1f} "
+              f"{base / statistics.median(times):>8.2f}")
+    print(f"birds identify PHOTO --no-describe: {wall:.2f} s, peak {peak:.0f} MB (targets ≤ 3 s, ≤ 1.5 GB)")
+    print(f"birds identify PHOTO --no-llm: first description line after {token:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
