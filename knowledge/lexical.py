@@ -85,13 +85,19 @@ def _card_names() -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """BM25 tokens: Chinese runs cut by jieba's search mode, English words lower-cased; stopwords dropped."""
-    tokens: list[str] = []
+    return _words(text, search_mode=True)
+
+
+def _words(text: str, search_mode: bool) -> list[str]:
+    """Chinese runs cut by jieba (search mode: long words and their parts), English words stemmed."""
+    cut = _jieba().cut_for_search if search_mode else _jieba().lcut
+    words: list[str] = []
     for run in _WORD.findall(text.lower()):
         if run[0] >= "\u3400":
-            tokens += [word for word in _jieba().cut_for_search(run) if word not in _STOPWORDS]
+            words += [word for word in cut(run) if word not in _STOPWORDS]
         elif run not in _STOPWORDS:
-            tokens.append(_stem(run))
-    return tokens
+            words.append(_stem(run))
+    return words
 
 
 # What a question asks about -> the words the species cards (and most bird texts) use for it, so that
@@ -135,13 +141,7 @@ def intent_words(text: str) -> str:
 def content_words(text: str) -> list[str]:
     """The question's words that carry meaning: like `tokenize`, but jieba's precise mode (no overlapping
     parts), for judging how much of a question a chunk covers."""
-    words: list[str] = []
-    for run in _WORD.findall(text.lower()):
-        if run[0] >= "\u3400":
-            words += [word for word in _jieba().lcut(run) if word not in _STOPWORDS]
-        elif run not in _STOPWORDS:
-            words.append(_stem(run))
-    return list(dict.fromkeys(words))
+    return list(dict.fromkeys(_words(text, search_mode=False)))
 
 
 def _stem(word: str) -> str:

@@ -167,6 +167,10 @@ def add(
         f"{name}: {len(result.added)} added, {len(result.replaced)} replaced, {len(result.unchanged)} unchanged, "
         f"{len(result.skipped) + len(result.empty)} skipped; {result.chunks_added} chunks written, "
         f"{result.chunks_removed} old chunks removed.", highlight=False)
+    _print_skipped(result)
+
+
+def _print_skipped(result) -> None:
     for skipped in result.skipped:
         output.console.print(f"  [yellow]skipped[/] {skipped['path']}: {skipped['reason']}", highlight=False)
     for path in result.empty:
@@ -197,8 +201,7 @@ def rebuild(
         return
     output.console.print(f"{name}: {result.chunks_added} chunks embedded from "
                          f"{len(result.added) + len(result.replaced)} documents.", highlight=False)
-    for skipped in result.skipped:
-        output.console.print(f"  [yellow]skipped[/] {skipped['path']}: {skipped['reason']}", highlight=False)
+    _print_skipped(result)
 
 
 @app.command()
