@@ -1,0 +1,104 @@
+"""Bundle what `weights/make_detector.sh` made: copy the weights into weights/ and write MANIFEST.json.
+
+    python weights/make_manifest.py
+
+Reads weights/work/{prepare,train,prune,finetune}.json, copies the fine-tuned pruned detector (full
+precision) to weights/detector.pt with its ONNX export weights/detector.onnx, and the sparse-trained
+unpruned one to weights/detector-unpruned.pt (for comparisons), measures top-1 species accuracy on the
+validation photos, and records sha256, classes, image size, the commands, dataset sizes and metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORK = ROOT / "weights" / "work"
+OUT = ROOT / "weights"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read(name: str) -> dict:
+    return json.loads((WORK / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def recipe() -> list[str]:
+    """The commands of make_detector.sh, as it ran them (its defaults unless the environment changed them)."""
+    text = (ROOT / "weights" / "make_detector.sh").read_text(encoding="utf-8")
+    return [line.strip().rstrip("\\").strip() for line in text.splitlines() if line.strip().startswith("birds ")]
+
+
+def species_accuracy(weights: Path, valid: Path, species: list[str]) -> dict[str, float]:
+    """Share of validation photos (valid/<SPECIES>/*.jpg of the kept species) whose most confident bird is
+    the photo's species; a photo with no bird counts as wrong."""
+    from recognition.detector import Detector
+    from recognition.photos import open_photo
+
+    detector = Detector(weights)
+    right = total = 0
+    for folder in sorted(valid / name for name in species if (valid / name).is_dir()):
+        for photo in sorted(folder.glob("*.jpg")):
+            birds = detector.detect(open_photo(photo), conf=0.001, certain=0.0)
+            right += bool(birds) and birds[0].species == folder.name
+            total += 1
+    return {"top1_species_accuracy": round(right / total, 4) if total else 0.0, "photos": total}
+
+
+def main() -> None:
+    from ultralytics import YOLO
+
+    prepare, train, prune, finetune = (read(name) for name in ("prepare", "train", "prune", "finetune"))
+    detector = OUT / "detector.pt"
+    unpruned = OUT / "detector-unpruned.pt"
+    shutil.copy(finetune["weights"], detector)
+    shutil.copy(train["prune"], unpruned)
+    yolo = YOLO(str(detector))
+    imgsz = int(yolo.overrides.get("imgsz") or 224)
+    exported = Path(yolo.export(format="onnx", imgsz=imgsz, verbose=False))
+    onnx = OUT / "detector.onnx"
+    os.replace(exported, onnx)
+    accuracy = species_accuracy(detector, Path(prepare["source"]) / "valid", prepare["kept"])
+    manifest = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": "A demonstration: trained on three photos per species (birds525-mini), from scratch, on a CPU.",
+        "imgsz": imgsz,
+        "classes": [yolo.names[i] for i in range(len(yolo.names))],
+        "files": {
+            "torch": {"path": detector.name, "sha256": sha256(detector), "bytes": detector.stat().st_size},
+            "onnx": {"path": onnx.name, "sha256": sha256(onnx), "bytes": onnx.stat().st_size},
+            "unpruned": {"path": unpruned.name, "sha256": sha256(unpruned), "bytes": unpruned.stat().st_size},
+        },
+        "commands": recipe(),
+        "dataset": {"source": "birds525-mini (../shared/data): 3 train + 1 valid photo per species",
+                    "images": prepare["images"], "species": len(prepare["kept"]),
+                    "missing_splits": prepare["missing_splits"], "boxes": prepare.get("boxes")},
+        "metrics": {
+            "sparse_training": train.get("metrics", {}),
+            "after_pruning_and_finetuning": finetune.get("metrics", {}),
+            "validation_species": accuracy,
+        },
+        "pruning": {key: prune.get(key) for key in ("keep", "params_before", "params_after", "gflops_before",
+                                                    "gflops_after", "removed_share_of_prunable")},
+    }
+    partial = OUT / ".MANIFEST.json.partial"
+    partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, OUT / "MANIFEST.json")
+    print(json.dumps({key: manifest[key] for key in ("imgsz", "metrics", "pruning")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
