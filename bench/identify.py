@@ -42,9 +42,9 @@ def photos(count: int, folder: Path) -> list[Path]:
 
 
 def latency(weights: Path, backend: str, images) -> list[float]:
-    from recognition.detector import Detector
+    from recognition.detector import open_detector
 
-    detector = Detector(weights, backend=backend)
+    detector = open_detector(weights, backend=backend)
     detector.detect(images[0])  # warm-up
     times = []
     for image in images:

@@ -18,7 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
 CANDIDATE_FLOOR = 0.01  # boxes this weak still count as candidates of a bird found by a stronger one
 SAME_PLACE_IOU = 0.5
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -59,14 +59,18 @@ def bundled_weights(backend: str) -> Path:
     return path
 
 
-def resolve_weights(weights: str | Path | None, backend: str) -> Path:
+def resolve_weights(weights: str | Path | None, backend: str) -> tuple[Path, str]:
+    """The weights file and the backend that runs it; `auto` is ONNX for the bundled detector and for .onnx files."""
     if backend not in BACKENDS:
-        raise InvalidInputError(f"--backend {backend!r}: choose torch or onnx")
+        raise InvalidInputError(f"--backend {backend!r}: choose auto, torch or onnx")
     if weights is None:
-        return bundled_weights(backend)
+        backend = "onnx" if backend == "auto" else backend
+        return bundled_weights(backend), backend
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsNotFoundError(f"{path}: no such weights file")
+    if backend == "auto":
+        backend = "onnx" if path.suffix == ".onnx" else "torch"
     if backend == "onnx" and path.suffix != ".onnx":
         sibling = path.with_suffix(".onnx")
         if not sibling.is_file():
@@ -75,18 +79,30 @@ def resolve_weights(weights: str | Path | None, backend: str) -> Path:
         path = sibling
     if backend == "torch" and path.suffix == ".onnx":
         raise InvalidInputError(f"{path} is an ONNX file: use --backend onnx")
-    return path
+    return path, backend
+
+
+def open_detector(weights: str | Path | None = None, backend: str = "auto", imgsz: int | None = None,
+                  device: str = "cpu"):
+    """A detector for `birds identify`: ONNX in onnxruntime (fast to start), or the checkpoint in ultralytics."""
+    path, backend = resolve_weights(weights, backend)
+    if backend == "onnx" and device in ("cpu", ""):
+        from recognition.onnx_detector import OnnxDetector
+
+        return OnnxDetector(path, imgsz)
+    return Detector(path, backend=backend, imgsz=imgsz, device=device)
 
 
 class Detector:
+    """A detector run by ultralytics: any checkpoint it loads, or an ONNX file on a GPU."""
+
     def __init__(self, weights: str | Path | None = None, backend: str = "torch", imgsz: int | None = None,
                  device: str = "cpu"):
         from ultralytics import YOLO
 
         from training.ultralytics_adapter import output_on_stderr
 
-        self.path = resolve_weights(weights, backend)
-        self.backend = backend
+        self.path, self.backend = resolve_weights(weights, backend)
         self.device = device
         with output_on_stderr():
             self.yolo = YOLO(str(self.path), task="detect")
@@ -94,7 +110,7 @@ class Detector:
         trained = (getattr(self.yolo, "overrides", None) or {}).get("imgsz")
         trained = trained if isinstance(trained, int) else _onnx_imgsz(self.path) if backend == "onnx" else None
         self.imgsz = imgsz or trained or (_manifest_imgsz() if weights is None else None) or 640
-        self._cards = _card_names()
+        self._cards = card_names()
 
     def detect(self, image, conf: float = 0.25, iou: float = 0.7, certain: float = 0.5) -> list[Bird]:
         """Birds in one RGB PIL image, most confident first."""
@@ -143,14 +159,22 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _card_names() -> dict[str, tuple[str, str]]:
-    """English and Chinese names by dataset name, from the bundled cards (empty if they cannot be read)."""
-    from knowledge.species_cards import CARDS_DIR, load_cards
+def card_names() -> dict[str, tuple[str, str]]:
+    """English and Chinese names by dataset name, read straight from the cards' YAML (fast: no schema check;
+    names are a courtesy, so a card that cannot be read is left out rather than stopping detection)."""
+    import yaml
 
-    try:
-        return {name: (card.english_name, card.chinese_name) for name, card in load_cards(CARDS_DIR).items()}
-    except Exception:  # names are a courtesy: a broken card must not stop detection
-        return {}
+    from knowledge.species_cards import CARDS_DIR
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names = {}
+    for path in sorted(CARDS_DIR.glob("*.yaml")):
+        try:
+            card = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+            names[card["dataset_name"]] = (card["english_name"], card["chinese_name"])
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            continue
+    return names
 
 
 def _onnx_imgsz(path: Path) -> int | None:

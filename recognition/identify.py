@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recognition.detector import Bird, Detector
+from recognition.detector import Bird
 from recognition.photos import collect_photos, open_photo
 
 
@@ -47,8 +47,10 @@ class IdentifyOptions:
     lang: str = "zh"
 
 
-def identify_photos(specs: list[str | Path], detector: Detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
-    """One result per photo, in order; unreadable files and names that match nothing come back with `error`."""
+def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
+    """One result per photo, in order; unreadable files and names that match nothing come back with `error`.
+
+    `detector` is what `recognition.detector.open_detector` gives (ultralytics or onnxruntime)."""
     photos, missing = collect_photos(specs)
     for item in missing:
         yield PhotoResult(path=item.path, error=item.reason)

@@ -130,8 +130,13 @@ def test_the_onnx_backend_finds_the_same_species(detectors, photos, tmp_path):
     torch_run = json.loads(identify(photos / "a.jpg", "--weights", weights, "--no-describe", "--json").stdout)
     onnx_run = json.loads(identify(photos / "a.jpg", "--weights", weights, "--backend", "onnx", "--no-describe",
                                    "--json").stdout)
-    assert onnx_run["weights"].endswith("sure.onnx") and onnx_run["imgsz"] == 64
+    assert onnx_run["weights"].endswith("sure.onnx") and onnx_run["imgsz"] == 64 and onnx_run["backend"] == "onnx"
     assert torch_run["photos"][0]["counts"] == onnx_run["photos"][0]["counts"] != {}
+    first_torch, first_onnx = torch_run["photos"][0]["birds"][0], onnx_run["photos"][0]["birds"][0]
+    assert abs(first_torch["confidence"] - first_onnx["confidence"]) < 0.01
+    assert all(abs(a - b) <= 2 for a, b in zip(first_torch["box"], first_onnx["box"], strict=True))
+    # onnxruntime sees each box's own class scores: the runner-up species is a candidate
+    assert [c["species"] for c in first_onnx["candidates"]] == ["HOUSE FINCH", "BANANAQUIT"]
 
 
 def test_boxes_over_one_place_are_one_bird_with_candidates():

@@ -45,10 +45,10 @@ def recipe() -> list[str]:
 def species_accuracy(weights: Path, valid: Path, species: list[str]) -> dict[str, float]:
     """Share of validation photos (valid/<SPECIES>/*.jpg of the kept species) whose most confident bird is
     the photo's species; a photo with no bird counts as wrong."""
-    from recognition.detector import Detector
+    from recognition.detector import open_detector
     from recognition.photos import open_photo
 
-    detector = Detector(weights)
+    detector = open_detector(weights, backend="torch")
     right = total = 0
     for folder in sorted(valid / name for name in species if (valid / name).is_dir()):
         for photo in sorted(folder.glob("*.jpg")):

@@ -18,7 +18,8 @@ def identify(
     photos: Annotated[list[str], typer.Argument(help="Photos, folders of photos, or glob patterns ('*.jpg').")],
     weights: Annotated[Path | None, typer.Option("--weights", help="An ultralytics detector (.pt) or its ONNX "
                                                  "export.", show_default="the bundled one")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx.")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="auto (ONNX when there is an .onnx file: starts in a "
+                                         "second), torch or onnx.")] = "auto",
     conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Least confidence of a bird to report.")]
     = 0.25,
     certain: Annotated[float, typer.Option("--certain", min=0.0, max=1.0, help="Below this a bird is uncertain: "
@@ -56,13 +57,13 @@ def identify(
       birds identify bird.png --lang en --no-llm
     """
     from birdsdao.errors import InvalidInputError
-    from recognition.detector import Detector
+    from recognition.detector import open_detector
     from recognition.identify import IdentifyOptions, identify_photos, species_to_describe
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
     started = time.perf_counter()
-    detector = Detector(weights, backend=backend, imgsz=imgsz, device=device)
+    detector = open_detector(weights, backend=backend, imgsz=imgsz, device=device)
     options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
     results = []
     for result in identify_photos(photos, detector, options):
@@ -79,7 +80,7 @@ def identify(
     if json_out:
         timings["total"] = time.perf_counter() - started
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
-                           "weights": str(detector.path), "backend": backend, "imgsz": detector.imgsz,
+                           "weights": str(detector.path), "backend": detector.backend, "imgsz": detector.imgsz,
                            "timings": {key: round(value, 3) for key, value in timings.items()}})
 
 
