@@ -11,7 +11,7 @@ from birdsdao.errors import DatasetNotFoundError
 from birdsdao_cli.main import app
 
 runner = CliRunner()
-COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "ptune")
+COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "ptune", "identify", "ask", "kb")
 HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers")
 
 

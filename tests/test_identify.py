@@ -139,6 +139,27 @@ def test_the_onnx_backend_finds_the_same_species(detectors, photos, tmp_path):
     assert [c["species"] for c in first_onnx["candidates"]] == ["HOUSE FINCH", "BANANAQUIT"]
 
 
+@pytest.mark.slow
+def test_identify_with_onnx_never_imports_torch(detectors, photos, tmp_path):
+    import subprocess
+    import sys
+
+    from ultralytics import YOLO
+
+    weights = shutil.copy(detectors["sure"], tmp_path / "fast.pt")
+    onnx = YOLO(weights).export(format="onnx", imgsz=64, verbose=False)
+    code = (
+        "import sys\n"
+        f"sys.argv = ['birds', 'identify', {str(photos / 'a.jpg')!r}, '--weights', {str(onnx)!r}, '--no-describe']\n"
+        "from birdsdao_cli.main import app\n"
+        "try:\n    app()\nexcept SystemExit as exit:\n    assert exit.code in (0, None), exit.code\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HOUSE FINCH" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_boxes_over_one_place_are_one_bird_with_candidates():
     boxes = [((0, 0, 10, 10), 0.4, "A"), ((1, 1, 10, 10), 0.3, "B"), ((50, 50, 60, 60), 0.9, "C"),
              ((0, 0, 10, 9), 0.2, "A")]
