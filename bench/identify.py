@@ -54,17 +54,20 @@ def latency(weights: Path, backend: str, images) -> list[float]:
     return times
 
 
-def child(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB, and stdout of a `birds` process."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", "from birdsdao_cli.main import app; app()", *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    out, _ = process.communicate()
-    wall = time.perf_counter() - started
-    import resource
+_CHILD = ("import atexit, sys\n"
+          "atexit.register(lambda: print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+          " file=sys.stderr))\n"
+          "from birdsdao_cli.main import app\napp()\n")
 
-    # the largest child so far: this is the first child whose peak can exceed the bench's own imports
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, out
+
+def child(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB (the process's own VmHWM: ru_maxrss would count this bench's size at
+    fork), and stdout of a `birds` process."""
+    started = time.perf_counter()
+    process = subprocess.run([sys.executable, "-c", _CHILD, *argv], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    peak = next(int(line.split()[1]) for line in process.stderr.splitlines() if line.startswith("VmHWM"))
+    return wall, peak / 1024, process.stdout
 
 
 def first_token(argv: list[str]) -> float:
@@ -105,7 +108,8 @@ def main() -> None:
             rows["pruned, onnx"] = latency(pruned, "onnx", images)
         weights_args = [] if args.weights is None else ["--weights", str(pruned)]
         wall, peak, _ = child(["identify", str(paths[0]), "--no-describe", *weights_args])
-        token = first_token(["identify", str(paths[0]), "--no-llm", *weights_args, "--certain", "0"])
+        token = first_token(["identify", str(paths[0]), "--no-llm", *weights_args, "--certain", "0", "--conf",
+                             "0.001"])
     base = statistics.median(next(iter(rows.values())))
     print(f"{os.cpu_count()} CPU cores; {len(images)} photos; detector {pruned.name}")
     print(f"{'':18} {'p50 ms':>7} {'p95 ms':>7} {'speed ×':>8}")

@@ -73,10 +73,14 @@ def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
             for card in cards.values() for lang in LANGUAGES]
 
 
-def cards_digest(cards: dict[str, SpeciesCard]) -> str:
-    digest = hashlib.sha256()
-    for card in cards.values():
-        digest.update(card.path.read_bytes())
+def cards_digest() -> str:
+    """A digest of the card files and the species list: cheap, so checking that the KB is current costs no
+    card validation."""
+    from knowledge.species_cards import CARDS_DIR, SPECIES_LIST
+
+    digest = hashlib.sha256(SPECIES_LIST.read_bytes())
+    for path in sorted(CARDS_DIR.glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -85,8 +89,7 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
     from knowledge import service
     from knowledge.store import KnowledgeBaseNotFound
 
-    cards = bundled_cards()
-    digest = cards_digest(cards)
+    digest = cards_digest()
     with address.open() as store:
         try:
             kb = store.get(BUILTIN_NAME)
@@ -95,6 +98,7 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
             kb, current = None, None
     if kb is not None and current == digest:
         return None
+    cards = bundled_cards()
     if say:
         say("Building the built-in knowledge base 鸟类百科 from the species cards (once)…")
     model = service.embedder(None)

@@ -87,15 +87,19 @@ def describe_question(bird: Bird, lang: str) -> str:
     return f"Tell me about the {bird.english_name}."
 
 
-def card_retriever(address, kb_name: str, embedder, species: str | None, k: int = 3):
-    """Retrieval for one species' description: in the built-in KB, only that species' own card."""
+def card_retriever(address, kb_name: str, embedder, species: str | None, lang: str, k: int = 3):
+    """Retrieval for one species' description: in the built-in KB, only that species' card in the reader's
+    language, ranked by BM25 alone (every chunk is about the bird already; no embedding model to load, which
+    would cost seconds); in another KB, hybrid search for the question (`embedder` may be None for the built-in KB)."""
     from knowledge.builtin import is_builtin
     from knowledge.retrieval import search
 
-    where = {"species": species} if species and is_builtin(kb_name) else None
+    own_card = bool(species) and is_builtin(kb_name)
+    where = {"species": species, "lang": lang} if own_card else None
+    method = "bm25" if own_card else "hybrid"
 
     def retrieve(question: str):
         with address.open() as store:
-            return search(store.get(kb_name), embedder, question, k=k, where=where)
+            return search(store.get(kb_name), embedder, question, k=k, where=where, method=method)
 
     return retrieve

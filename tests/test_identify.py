@@ -174,7 +174,7 @@ def test_descriptions_use_the_species_card(detectors, photos):
     described = json.loads(result.stdout)["descriptions"]
     assert [d["species"] for d in described] == ["HOUSE FINCH"]  # once, however many finches were found
     assert described[0]["mode"] == "retrieved" and described[0]["question"] == "Tell me about the House Finch."
-    assert all("house-finch.yaml" in source["source"] for source in described[0]["sources"])
+    assert all(source["source"].endswith("house-finch.yaml#en") for source in described[0]["sources"])
 
 
 @pytest.mark.slow

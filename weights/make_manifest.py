@@ -37,9 +37,21 @@ def read(name: str) -> dict:
 
 
 def recipe() -> list[str]:
-    """The commands of make_detector.sh, as it ran them (its defaults unless the environment changed them)."""
-    text = (ROOT / "weights" / "make_detector.sh").read_text(encoding="utf-8")
-    return [line.strip().rstrip("\\").strip() for line in text.splitlines() if line.strip().startswith("birds ")]
+    """The commands make_detector.sh runs, with its variables filled in (its defaults, or the environment's)."""
+    import re
+
+    text = (ROOT / "weights" / "make_detector.sh").read_text(encoding="utf-8").replace("\\\n", " ")
+    values = {"WORK": "weights/work", "BIRDS_HOME": "weights/work/home", "RUNS": "weights/work/home/runs"}
+    for name, default in re.findall(r"^(\w+)=\$\{\w+:-(.*)\}$", text, re.M):
+        values[name] = os.environ.get("BIRDS525" if name == "SRC" else name, default)
+    commands = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("birds "):
+            line = re.sub(r"\s*>.*$", "", line)  # output redirections
+            line = re.sub(r"\$(\w+)", lambda match: values.get(match.group(1), match.group(0)), line)
+            commands.append(" ".join(line.replace('"', "").split()))
+    return commands
 
 
 def species_accuracy(weights: Path, valid: Path, species: list[str]) -> dict[str, float]:
@@ -62,10 +74,12 @@ def main() -> None:
     from ultralytics import YOLO
 
     prepare, train, prune, finetune = (read(name) for name in ("prepare", "train", "prune", "finetune"))
+    prune = prune.get("prune", prune)  # `birds prune --json` nests its report
+    finetune = finetune.get("finetune", finetune)
     detector = OUT / "detector.pt"
     unpruned = OUT / "detector-unpruned.pt"
     shutil.copy(finetune["weights"], detector)
-    shutil.copy(train["prune"], unpruned)
+    shutil.copy(prune["source"], unpruned)  # the checkpoint that was pruned
     yolo = YOLO(str(detector))
     imgsz = int(yolo.overrides.get("imgsz") or 224)
     exported = Path(yolo.export(format="onnx", imgsz=imgsz, verbose=False))
@@ -74,7 +88,8 @@ def main() -> None:
     accuracy = species_accuracy(detector, Path(prepare["source"]) / "valid", prepare["kept"])
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "note": "A demonstration: trained on three photos per species (birds525-mini), from scratch, on a CPU.",
+        "note": ("A demonstration: trained from scratch on a few photos per species." if prepare["images"]["train"]
+                 < 10 * len(prepare["kept"]) else "Trained with weights/make_detector.sh."),
         "imgsz": imgsz,
         "classes": [yolo.names[i] for i in range(len(yolo.names))],
         "files": {
@@ -83,9 +98,9 @@ def main() -> None:
             "unpruned": {"path": unpruned.name, "sha256": sha256(unpruned), "bytes": unpruned.stat().st_size},
         },
         "commands": recipe(),
-        "dataset": {"source": "birds525-mini (../shared/data): 3 train + 1 valid photo per species",
-                    "images": prepare["images"], "species": len(prepare["kept"]),
-                    "missing_splits": prepare["missing_splits"], "boxes": prepare.get("boxes")},
+        "dataset": {"source": Path(prepare["source"]).name, "images": prepare["images"],
+                    "species": len(prepare["kept"]), "missing_splits": prepare["missing_splits"],
+                    "boxes": prepare.get("boxes")},
         "metrics": {
             "sparse_training": train.get("metrics", {}),
             "after_pruning_and_finetuning": finetune.get("metrics", {}),

@@ -123,7 +123,9 @@ def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, 
     with output.progress_bar("Embedding the species cards") as bar:
         prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
     get_info(address, kb)
-    embedder = embedder_for(address, kb, None)
+    from knowledge.builtin import is_builtin
+
+    embedder = None if is_builtin(kb) else embedder_for(address, kb, None)
     model = None
     if not no_llm:
         from birdsdao_cli.commands.ask import _load_model
@@ -131,7 +133,7 @@ def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, 
         model = _load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
     descriptions = []
     for bird in birds:
-        asker = Asker(retrieve=card_retriever(address, kb, embedder, bird.species), model=model,
+        asker = Asker(retrieve=card_retriever(address, kb, embedder, bird.species, lang), model=model,
                       settings=GenerationSettings(max_new_tokens=max_new_tokens))
         question = describe_question(bird, lang)
         answer, stream = asker.ask(question)
