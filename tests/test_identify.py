@@ -182,3 +182,26 @@ def test_real_mini_photos_run_through(detectors):
     folder = shared_data("birds525-mini") / "valid" / "BANANAQUIT"
     data = json.loads(identify(folder, "--weights", detectors["sure"], "--no-describe", "--json").stdout)
     assert data["photos"][0]["width"] == 224 and data["photos"][0]["birds"]
+
+
+def test_an_exif_rotated_photo_is_measured_upright(detectors, tmp_path):
+    photo = tmp_path / "rotated.jpg"
+    photo.write_bytes(jpeg_bytes(96, 64, seed=2, exif_orientation=6))  # stored landscape, shown portrait
+    data = json.loads(identify(photo, "--weights", detectors["sure"], "--no-describe", "--json").stdout)
+    assert (data["photos"][0]["width"], data["photos"][0]["height"]) == (64, 96)
+    assert all(bird["box"][2] <= 64 and bird["box"][3] <= 96 for bird in data["photos"][0]["birds"])
+
+
+def test_several_species_are_counted_and_each_described_once():
+    from recognition.detector import Bird
+    from recognition.identify import PhotoResult, species_to_describe
+
+    def bird(species, confidence, certain=True):
+        return Bird(species, species.title(), "", confidence, (0, 0, 1, 1), certain)
+
+    first = PhotoResult("a.jpg", birds=[bird("HOUSE FINCH", 0.7), bird("BANANAQUIT", 0.9), bird("HOUSE FINCH", 0.6),
+                                        bird("OVENBIRD", 0.4, certain=False)])
+    second = PhotoResult("b.jpg", birds=[bird("HOUSE FINCH", 0.95)])
+    assert first.counts == {"HOUSE FINCH": 2, "BANANAQUIT": 1} and first.uncertain == 1
+    described = species_to_describe([first, second])
+    assert [(b.species, b.confidence) for b in described] == [("HOUSE FINCH", 0.95), ("BANANAQUIT", 0.9)]
