@@ -47,7 +47,9 @@ def bird_words() -> list[str]:
             word = line.split("#", 1)[0].strip()
             if word:
                 words.append(word)
-    words += _card_names()
+    from knowledge.species_cards import card_names
+
+    words += [chinese for _, chinese in card_names().values() if chinese]
     return sorted(set(words))
 
 
@@ -63,24 +65,6 @@ def bird_names_in(text: str) -> list[str]:
         if name in text and not any(name in longer for longer in found):
             found.append(name)
     return found
-
-
-def _card_names() -> list[str]:
-    """Chinese names straight from the cards' YAML (no validation: tokenizing must not fail on a bad card)."""
-    import yaml
-
-    from knowledge.species_cards import CARDS_DIR
-
-    names = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for path in sorted(CARDS_DIR.glob("*.yaml")):
-        try:
-            name = yaml.load(path.read_text(encoding="utf-8"), Loader=loader).get("chinese_name", "")
-        except (yaml.YAMLError, AttributeError, OSError):
-            continue
-        if isinstance(name, str) and name.strip():
-            names.append(name.strip())
-    return names
 
 
 def tokenize(text: str) -> list[str]:

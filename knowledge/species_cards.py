@@ -153,6 +153,22 @@ def load_cards(folder: Path = CARDS_DIR, species: list[str] | None = None) -> di
     return cards
 
 
+def card_names(folder: Path = CARDS_DIR) -> dict[str, tuple[str, str]]:
+    """(English, Chinese) name by dataset name, straight from the YAML without the schema check: names are a
+    courtesy to tokenizing and detection, so a card that cannot be read is left out rather than stopping them."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            card = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+            names[card["dataset_name"]] = (str(card["english_name"]).strip(), str(card["chinese_name"]).strip())
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            continue
+    return names
+
+
 def bundled_cards() -> dict[str, SpeciesCard]:
     """The project's own cards for the 161 species of the bundled detector, in the list's order."""
     return load_cards(CARDS_DIR, read_species_list())

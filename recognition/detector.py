@@ -110,6 +110,8 @@ class Detector:
         trained = (getattr(self.yolo, "overrides", None) or {}).get("imgsz")
         trained = trained if isinstance(trained, int) else _onnx_imgsz(self.path) if backend == "onnx" else None
         self.imgsz = imgsz or trained or (_manifest_imgsz() if weights is None else None) or 640
+        from knowledge.species_cards import card_names
+
         self._cards = card_names()
 
     def detect(self, image, conf: float = 0.25, iou: float = 0.7, certain: float = 0.5) -> list[Bird]:
@@ -129,13 +131,21 @@ class Detector:
         return [self._bird(group, certain) for group in group_boxes(boxes) if group[0][1] >= conf]
 
     def _bird(self, group, certain: float) -> Bird:
-        box, score, species = group[0]
-        best: dict[str, float] = {}
-        for _, other_score, other in group:
-            best[other] = max(best.get(other, 0.0), other_score)
-        candidates = [Candidate(name, value) for name, value in sorted(best.items(), key=lambda kv: -kv[1])][:3]
-        english, chinese = self._cards.get(species, (species.title(), ""))
-        return Bird(species, english, chinese, score, box, score >= certain, candidates)
+        return make_bird(group, self._cards, certain)
+
+
+def make_bird(group: list, cards: dict[str, tuple[str, str]], certain: float,
+              also: dict[str, float] | None = None) -> Bird:
+    """A bird from its group of boxes (best first): the best three species seen there are its candidates,
+    with `also` (other class scores of the best box itself, when the backend gives them)."""
+    box, score, species = group[0]
+    best: dict[str, float] = dict(also or {})
+    for _, other_score, other in group:
+        best[other] = max(best.get(other, 0.0), other_score)
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    candidates = [Candidate(name, value) for name, value in ranked if value >= CANDIDATE_FLOOR][:3]
+    english, chinese = cards.get(species, (species.title(), ""))
+    return Bird(species, english, chinese, score, tuple(map(float, box)), score >= certain, candidates)
 
 
 def group_boxes(boxes: list[tuple[tuple[float, float, float, float], float, str]]) -> list[list]:
@@ -157,24 +167,6 @@ def iou(a, b) -> float:
     inter = width * height
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-def card_names() -> dict[str, tuple[str, str]]:
-    """English and Chinese names by dataset name, read straight from the cards' YAML (fast: no schema check;
-    names are a courtesy, so a card that cannot be read is left out rather than stopping detection)."""
-    import yaml
-
-    from knowledge.species_cards import CARDS_DIR
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    names = {}
-    for path in sorted(CARDS_DIR.glob("*.yaml")):
-        try:
-            card = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-            names[card["dataset_name"]] = (card["english_name"], card["chinese_name"])
-        except (OSError, yaml.YAMLError, KeyError, TypeError):
-            continue
-    return names
 
 
 def _onnx_imgsz(path: Path) -> int | None:

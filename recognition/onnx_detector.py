@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.detector import CANDIDATE_FLOOR, Bird, Candidate, card_names, group_boxes
+from knowledge.species_cards import card_names
+from recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
 
 PAD_VALUE = 114
 
@@ -64,17 +65,9 @@ class OnnxDetector:
         return birds
 
     def _bird(self, group, class_scores: np.ndarray, certain: float) -> Bird:
-        box, score, species = group[0]
-        best: dict[str, float] = {}
-        for _, other_score, other in group:
-            best[other] = max(best.get(other, 0.0), other_score)
-        for index in np.argsort(-class_scores)[:3]:  # what this very box also resembles
-            name = self.names[int(index)]
-            best[name] = max(best.get(name, 0.0), float(class_scores[index]))
-        candidates = [Candidate(name, value) for name, value in sorted(best.items(), key=lambda kv: -kv[1])
-                      if value >= CANDIDATE_FLOOR][:3]
-        english, chinese = self._cards.get(species, (species.title(), ""))
-        return Bird(species, english, chinese, score, tuple(map(float, box)), score >= certain, candidates)
+        top = np.argsort(-class_scores)[:3]  # what this very box also resembles
+        also = {self.names[int(index)]: float(class_scores[index]) for index in top}
+        return make_bird(group, self._cards, certain, also)
 
 
 def letterbox(image, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
