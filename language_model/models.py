@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdsdao.errors import BirdsError, InvalidInputError, MissingDependencyError
+from language_model.chatglm2.detect import CHATGLM2, CHATGLM3, chatglm_generation, read_config
 
 DEFAULT_MODEL = "gemma-3-270m"
 # Strings whose round trip through the converted tokenizer proves it is the right one: a Gemma GGUF
@@ -76,13 +77,15 @@ def check_supported_folder(folder: Path) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise InvalidInputError(f"{folder / 'config.json'}: unreadable ({exc})") from None
     model_type = str(config.get("model_type", ""))
-    remote = json.dumps(config.get("auto_map", {}))
-    if model_type == "chatglm" or "ChatGLM" in remote:
+    generation = chatglm_generation(config, folder)
+    if generation == CHATGLM2:
+        return  # birdsdao's own implementation (language_model.chatglm2), no remote code
+    if generation is not None:
+        name = "ChatGLM3" if generation == CHATGLM3 else "ChatGLM-6B (version 1)"
         raise ModelNotSupportedError(
-            f"{folder} is a ChatGLM2/ChatGLM3 folder: its remote code only runs on transformers < 4.42, and "
-            "birdsdao runs transformers 5",
-            hint="use another local model (Qwen, GLM-4, Llama, Gemma …) or the default; a native ChatGLM2 port "
-            "is planned",
+            f"{folder} is a {name} folder: its remote code only runs on transformers < 4.42, and birdsdao "
+            "implements ChatGLM2-6B only",
+            hint="use a ChatGLM2-6B folder, another local model (Qwen, GLM-4, Llama, Gemma …) or the default",
         )
     if config.get("auto_map") and not model_type:
         raise ModelNotSupportedError(f"{folder} needs remote code (auto_map without a known model_type)")
@@ -151,6 +154,19 @@ def _quantization(bits: int | None, device: str) -> dict[str, object]:
         return {}
     import torch
 
+    check_quantization(bits, device)
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=bits == 4, load_in_8bit=bits == 8,
+                                bnb_4bit_compute_dtype=torch.float16)
+    index = str(device).rsplit(":", 1)[-1]  # "cuda:1" or "1" → GPU 1; "cuda" → GPU 0
+    return {"quantization_config": config, "device_map": {"": int(index) if index.isdigit() else 0}}
+
+
+def check_quantization(bits: int, device: str) -> None:
+    """4 or 8 bits, a CUDA device and bitsandbytes, or a clear error."""
+    import torch
+
     if bits not in (4, 8):
         raise InvalidInputError(f"--quantization-bit must be 4 or 8, not {bits}")
     if str(device) == "cpu" or not torch.cuda.is_available():
@@ -162,12 +178,6 @@ def _quantization(bits: int | None, device: str) -> dict[str, object]:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise MissingDependencyError("--quantization-bit needs bitsandbytes", hint="pip install bitsandbytes") from None
-    from transformers import BitsAndBytesConfig
-
-    config = BitsAndBytesConfig(load_in_4bit=bits == 4, load_in_8bit=bits == 8,
-                                bnb_4bit_compute_dtype=torch.float16)
-    index = str(device).rsplit(":", 1)[-1]  # "cuda:1" or "1" → GPU 1; "cuda" → GPU 0
-    return {"quantization_config": config, "device_map": {"": int(index) if index.isdigit() else 0}}
 
 
 def fingerprint(model) -> str:
@@ -181,23 +191,34 @@ def fingerprint(model) -> str:
 def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str = "cpu", dtype: str = "float32",
                progress: Progress | None = None, quantization_bit: int | None = None) -> LoadedModel:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
     if torch_dtype is None:
         raise InvalidInputError(f"--dtype must be float32, bfloat16 or float16, not {dtype!r}")
     extra = _quantization(quantization_bit, device)
     folder = resolve_base_model(spec, models_dir, progress)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, **extra)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelNotSupportedError(f"{folder}: transformers cannot load it as a causal LM ({exc})") from None
-    if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
-        model.to(device)
+    if chatglm_generation(read_config(folder), folder) == CHATGLM2:
+        from language_model.chatglm2.loading import load_chatglm2
+
+        model, tokenizer = load_chatglm2(folder, dtype=torch_dtype, device=device, quantization_bit=quantization_bit)
+    else:
+        model, tokenizer = _load_auto(folder, torch_dtype, extra)
+        if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
+            model.to(device)
     model.eval()
     name = DEFAULT_MODEL if spec in (None, "", DEFAULT_MODEL) else str(folder)
     if name == DEFAULT_MODEL:
         check_round_trip(tokenizer, f"the tokenizer saved in {folder}")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, path=folder,
                        family=str(model.config.model_type), fingerprint=fingerprint(model))
+
+
+def _load_auto(folder: Path, dtype, extra: dict[str, object]):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **extra)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotSupportedError(f"{folder}: transformers cannot load it as a causal LM ({exc})") from None
+    return model, tokenizer

@@ -1,8 +1,9 @@
 """P-Tuning v2 (deep prefix tuning) of a frozen causal LM, the way ChatGLM2's ptuning scripts did it.
 
-peft's `PrefixTuningConfig` learns `pre_seq_len` key/value vectors for every layer; the base model
-stays frozen. The options, the checkpoints and `train_results.json` follow the original scripts, and
-the evaluation scores BLEU-4 and ROUGE-1/2/L on jieba tokens as they did.
+peft's `PrefixTuningConfig` learns `pre_seq_len` key/value vectors for every layer (a ChatGLM2 base
+trains its own prefix encoder instead, as the original did); the base model stays frozen. The
+options, the checkpoints and `train_results.json` follow the original scripts, and the evaluation
+scores BLEU-4 and ROUGE-1/2/L on jieba tokens as they did.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from birdsdao.errors import BirdsError, InvalidInputError
 from language_model.ptune_data import Example, read_examples, split_examples
 
 PREFIX_MARKER = "birds_prefix.json"
+CHATGLM = "chatglm"  # the family of language_model.chatglm2's models
 Progress = Callable[[int, int, float | None], None]  # (optimizer steps done, in all, last logged loss)
 
 
@@ -127,6 +129,10 @@ def run_ptune(config: PtuneConfig, models_dir: Path, *, progress: Progress | Non
 
 
 def _new_prefix_model(loaded, config: PtuneConfig):
+    if loaded.family == CHATGLM:  # ChatGLM2 has its own prefix encoder, as the original scripts trained it
+        from language_model.chatglm2.prefix_files import start_prefix
+
+        return start_prefix(loaded.model, config.pre_seq_len, config.prefix_projection)
     from peft import PrefixTuningConfig, TaskType, get_peft_model
 
     peft_config = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=config.pre_seq_len,
@@ -230,7 +236,7 @@ def _save_checkpoint(model, optimizer, scheduler, folder: Path, step: int) -> No
 
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)  # what inference loads (with --prefix-projection: the projected prefix)
+    _write_prefix_weights(model, partial)  # what inference loads
     trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     torch.save({"trainable": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "step": step}, partial / "trainer_state.pt")
@@ -255,22 +261,39 @@ def _resume(model, optimizer, scheduler, output: Path) -> int:
     return int(state["step"])
 
 
+def _write_prefix_weights(model, folder: Path) -> None:
+    """peft's files (with --prefix-projection: the projected prefix), or ChatGLM2's prefix encoder."""
+    if getattr(model.config, "model_type", None) == CHATGLM and not hasattr(model, "peft_config"):
+        from language_model.chatglm2.prefix_files import write_prefix
+
+        write_prefix(model, folder)
+    else:
+        model.save_pretrained(folder)
+
+
 def save_prefix(model, loaded, folder: Path, config: PtuneConfig) -> None:
     """The prefix (safetensors) and its peft config, plus which base it belongs to."""
-    model.save_pretrained(folder)
+    _write_prefix_weights(model, folder)
     marker = {"base_model": loaded.name, "base_fingerprint": loaded.fingerprint, "family": loaded.family,
               "pre_seq_len": config.pre_seq_len, "prefix_projection": config.prefix_projection}
     _write_json(folder / PREFIX_MARKER, marker)
 
 
 def load_prefix(loaded, folder: Path):
-    """`loaded`'s model with the prefix in `folder` applied; a prefix of another base is refused."""
-    from peft import PeftModel
+    """`loaded`'s model with the prefix in `folder` applied; a prefix of another base is refused.
 
+    On a ChatGLM2 base the model itself takes the prefix (so `loaded.model` changes), and a
+    `checkpoint-N` of the original ptuning scripts (no birds marker) loads when its shapes fit.
+    """
     folder = Path(folder)
     marker_path = folder / PREFIX_MARKER
     if not marker_path.is_file():
-        raise InvalidInputError(f"{folder}: not a birds prefix (no {PREFIX_MARKER})")
+        if loaded.family == CHATGLM:  # a checkpoint-N of the original ptuning scripts: its shapes are checked
+            from language_model.chatglm2.prefix_files import apply_prefix
+
+            return apply_prefix(loaded.model, folder)
+        raise InvalidInputError(f"{folder}: not a birds prefix (no {PREFIX_MARKER})",
+                                hint="a prefix of the original ChatGLM2 ptuning loads on a ChatGLM2-6B base")
     marker = json.loads(marker_path.read_text(encoding="utf-8"))
     if marker.get("base_fingerprint") != loaded.fingerprint:
         raise PrefixMismatchError(
@@ -278,6 +301,12 @@ def load_prefix(loaded, folder: Path):
             f"not on {loaded.name} ({loaded.fingerprint})",
             hint=f"load it with --base-model {marker.get('base_model')}",
         )
+    if loaded.family == CHATGLM:
+        from language_model.chatglm2.prefix_files import apply_prefix
+
+        return apply_prefix(loaded.model, folder)
+    from peft import PeftModel
+
     model = PeftModel.from_pretrained(loaded.model, str(folder))
     model.eval()
     return model
