@@ -11,7 +11,7 @@ from birdsdao import __version__
 from birdsdao.errors import BirdsError
 from birdsdao.settings import HOME_ENV, load_settings
 from birdsdao_cli import output
-from birdsdao_cli.commands import ask, identify, kb, prepare_data, prune, ptune, train
+from birdsdao_cli.commands import ask, identify, kb, prepare_data, prune, ptune, train, ui
 
 HELP = """\
 鸟之道 birdsdao: recognise birds in photos and talk about them.
@@ -78,3 +78,4 @@ app.command("ptune")(ptune.ptune)
 app.add_typer(kb.app, name="kb")
 app.command("identify")(identify.identify)
 app.command("ask")(ask.ask)
+app.command("ui")(ui.ui)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 # stderr for anything a person reads, so `--json` stdout stays parseable.
@@ -19,9 +20,10 @@ def print_json(data: object) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    console.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # messages quote user input and commands ("birdsdao[ui]"): never read them as rich markup
+    console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     if hint:
-        console.print(f"[yellow]Hint:[/] {hint}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]Hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -87,6 +87,24 @@ def describe_question(bird: Bird, lang: str) -> str:
     return f"Tell me about the {bird.english_name}."
 
 
+def describe(birds: list[Bird], address, kb_name: str, lang: str, model, settings=None):
+    """For each species: the bird, its answer's frame (mode, sources) and the description as a text stream.
+
+    Drain each stream before taking the next item. `model` is a loaded language model, or None for the
+    card's own text; the KB must exist already (`knowledge.service.prepare` builds the built-in one).
+    """
+    from knowledge.answer import Asker
+    from knowledge.builtin import is_builtin
+    from knowledge.service import embedder_for
+
+    embedder = None if is_builtin(kb_name) else embedder_for(address, kb_name, None)
+    for bird in birds:
+        asker = Asker(retrieve=card_retriever(address, kb_name, embedder, bird.species, lang), model=model,
+                      settings=settings)
+        answer, stream = asker.ask(describe_question(bird, lang))
+        yield bird, answer, stream
+
+
 def card_retriever(address, kb_name: str, embedder, species: str | None, lang: str, k: int = 3):
     """Retrieval for one species' description: in the built-in KB, only that species' card in the reader's
     language, ranked by BM25 alone (every chunk is about the bird already; no embedding model to load, which

@@ -158,3 +158,30 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                          bos_token_id=1, eos_token_id=2, initializer_range=0.3)
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
+
+
+DETECTOR_SPECIES = ["HOUSE FINCH", "BANANAQUIT", "OVENBIRD"]  # the classes of biased_detector
+
+
+def biased_detector(path: Path, logits: list[float], imgsz: int = 64, coarse: list[float] | None = None) -> Path:
+    """A YOLOv8n whose class scores are sigmoid(logit) per species at every place; boxes are random.
+
+    `coarse` gives the middle feature level other scores, so that two species are seen over one place.
+    """
+    import torch
+    import ultralytics
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=len(logits), verbose=False)
+    head = model.model[-1]
+    for level, branch in enumerate(head.cv3):
+        last = branch[-1]
+        torch.nn.init.zeros_(last.weight)
+        last.bias.data = torch.tensor(coarse if coarse and level == 1 else logits, dtype=torch.float32)
+    model.names = dict(enumerate(DETECTOR_SPECIES[: len(logits)]))
+    model.args = {"task": "detect", "imgsz": imgsz}
+    model.float().eval()
+    torch.save({"model": model, "ema": None, "version": ultralytics.__version__, "train_args": {"imgsz": imgsz}},
+               path)
+    return path

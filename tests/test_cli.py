@@ -11,8 +11,8 @@ from birdsdao.errors import DatasetNotFoundError
 from birdsdao_cli.main import app
 
 runner = CliRunner()
-COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "ptune", "identify", "ask", "kb")
-HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers")
+COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "ptune", "identify", "ask", "kb", "ui")
+HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers", "streamlit")
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in COMMANDS)])

@@ -10,36 +10,9 @@ from typer.testing import CliRunner
 
 from birdsdao_cli.main import app
 from recognition.detector import group_boxes
-from tests.conftest import jpeg_bytes, shared_data
+from tests.conftest import biased_detector, jpeg_bytes, shared_data
 
 runner = CliRunner()
-SPECIES = ["HOUSE FINCH", "BANANAQUIT", "OVENBIRD"]
-
-
-def biased_detector(path: Path, logits: list[float], imgsz: int = 64, coarse: list[float] | None = None) -> Path:
-    """A YOLOv8n whose class scores are sigmoid(logit) per species at every place; boxes are random.
-
-    `coarse` gives the middle feature level other scores, so that two species are seen over one place.
-    """
-    import torch
-    import ultralytics
-    from ultralytics.nn.tasks import DetectionModel
-
-    torch.manual_seed(0)
-    model = DetectionModel("yolov8n.yaml", nc=len(logits), verbose=False)
-    head = model.model[-1]
-    for level, branch in enumerate(head.cv3):
-        last = branch[-1]
-        torch.nn.init.zeros_(last.weight)
-        last.bias.data = torch.tensor(coarse if coarse and level == 1 else logits, dtype=torch.float32)
-    model.names = dict(enumerate(SPECIES[: len(logits)]))
-    model.args = {"task": "detect", "imgsz": imgsz}
-    model.float().eval()
-    torch.save({"model": model, "ema": None, "version": ultralytics.__version__, "train_args": {"imgsz": imgsz}},
-               path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory):
     folder = tmp_path_factory.mktemp("detectors")

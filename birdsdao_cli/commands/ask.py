@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from birdsdao_cli import output
+from birdsdao_cli.answers import load_model, print_sources
 from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, EmbeddingModelOpt, JsonOpt
 
 CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forget the conversation), /exit."
@@ -76,7 +77,7 @@ def ask(
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = _load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
+        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:
@@ -93,23 +94,6 @@ def _retriever(address, kb: str, model, k: int, method: str):
             return search(store.get(kb), model, question, k=k, method=method)
 
     return retrieve
-
-
-def _load_model(base_model, prefix, device, models_dir, fallback: bool):
-    """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure."""
-    from birdsdao.errors import BirdsError
-    from language_model.runtime import load_answering_model
-
-    try:
-        with output.console.status("Loading the language model …"):
-            return load_answering_model(base_model, models_dir, prefix=prefix, device=device,
-                                        progress=lambda message: output.console.print(message))
-    except (BirdsError, OSError) as exc:
-        if not fallback:
-            raise
-        output.console.print(f"[yellow]The language model did not load ({exc}); answering with retrieved "
-                             "passages.[/]", highlight=False)
-        return None
 
 
 def _answer_once(asker, question: str, json_out: bool) -> None:
@@ -129,18 +113,7 @@ def _show(answer, stream) -> None:
     for piece in stream:
         print(piece, end="", flush=True)
     print()
-    _print_sources(answer)
-
-
-def _print_sources(answer) -> None:
-    if not answer.hits:
-        return
-    label = "来源" if answer.lang == "zh" else "Sources"
-    output.console.print(f"[dim]{label}:[/]")
-    for number, hit in enumerate(answer.hits, start=1):
-        page = f" p.{hit.page}" if hit.page else ""
-        output.console.print(f"[dim]  [{number}] {hit.source}{page} #{hit.chunk} (score {hit.score:.2f})[/]",
-                             highlight=False)
+    print_sources(answer)
 
 
 def _chat(asker) -> None:
@@ -165,7 +138,7 @@ def _chat(asker) -> None:
             if last is None or not last.hits:
                 output.console.print("The last answer used no sources.")
             else:
-                _print_sources(last)
+                print_sources(last)
             continue
         if question.startswith("/"):
             output.console.print(f"Unknown command {question}. {CHAT_HELP}", highlight=False)

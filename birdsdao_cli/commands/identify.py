@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from birdsdao_cli import output
+from birdsdao_cli.answers import load_model, print_sources
 from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, JsonOpt
 
 
@@ -111,10 +112,9 @@ def _show_photo(result, lang: str) -> None:
 
 
 def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, host, port, json_out) -> list:
-    from knowledge.answer import Asker
-    from knowledge.service import StoreAddress, embedder_for, get_info, prepare
+    from knowledge.service import StoreAddress, get_info, prepare
     from language_model.generate import GenerationSettings
-    from recognition.identify import card_retriever, describe_question
+    from recognition.identify import describe
 
     if not birds:
         return []
@@ -123,20 +123,10 @@ def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, 
     with output.progress_bar("Embedding the species cards") as bar:
         prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
     get_info(address, kb)
-    from knowledge.builtin import is_builtin
-
-    embedder = None if is_builtin(kb) else embedder_for(address, kb, None)
-    model = None
-    if not no_llm:
-        from birdsdao_cli.commands.ask import _load_model
-
-        model = _load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
+    model = None if no_llm else load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
     descriptions = []
-    for bird in birds:
-        asker = Asker(retrieve=card_retriever(address, kb, embedder, bird.species, lang), model=model,
-                      settings=GenerationSettings(max_new_tokens=max_new_tokens))
-        question = describe_question(bird, lang)
-        answer, stream = asker.ask(question)
+    for bird, answer, stream in describe(birds, address, kb, lang, model,
+                                         GenerationSettings(max_new_tokens=max_new_tokens)):
         if json_out:
             for _ in stream:
                 pass
@@ -146,8 +136,6 @@ def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, 
             for piece in stream:
                 print(piece, end="", flush=True)
             print()
-            from birdsdao_cli.commands.ask import _print_sources
-
-            _print_sources(answer)
+            print_sources(answer)
         descriptions.append({"species": bird.species, **answer.to_dict()})
     return descriptions

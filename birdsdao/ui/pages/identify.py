@@ -1,0 +1,143 @@
+"""Recognition: photos in; annotated images, a species table, and a description of each species found."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from birdsdao.ui.common import (
+    address,
+    answering_model,
+    config,
+    detector,
+    guarded,
+    lang,
+    language_switch,
+    prepare_kb,
+    show_sources,
+    t,
+)
+
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def species_rows(result, language: str) -> list[dict]:
+    """One row per species in a photo: name, count and best confidence (certain birds only)."""
+    rows: dict[str, dict] = {}
+    for bird in result.birds:
+        if not bird.certain:
+            continue
+        name = bird.chinese_name if language == "zh" and bird.chinese_name else bird.english_name
+        row = rows.setdefault(bird.species, {t("species"): bird.species, t("name"): name, t("count"): 0,
+                                             t("best_confidence"): 0.0})
+        row[t("count")] += 1
+        row[t("best_confidence")] = round(max(row[t("best_confidence")], bird.confidence), 3)
+    return list(rows.values())
+
+
+def save_uploads(files) -> tuple[Path, list[Path]]:
+    """The uploads as files (the library reads photos from paths); their own names, made safe, kept for errors."""
+    folder = Path(tempfile.mkdtemp(prefix="birds-ui-"))
+    paths = []
+    for number, upload in enumerate(files):
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(upload.name).name) or "photo"
+        path = folder / f"{number:03d}-{name}"
+        path.write_bytes(upload.getvalue())
+        paths.append(path)
+    return folder, paths
+
+
+def run_identify(files, conf: float, language: str) -> list:
+    from recognition.identify import IdentifyOptions, identify_photos
+
+    folder, paths = save_uploads(files)
+    options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
+    results = list(identify_photos(paths, detector(), options))
+    for result, upload in zip(results, files, strict=True):
+        result.path = upload.name  # the reader knows the photo by the name it had
+    return results
+
+
+def show_results(results, language: str) -> None:
+    for result in results:
+        st.subheader(result.path)
+        if result.error:
+            st.error(f"{t('unreadable')} {result.path}: {result.error}")
+            continue
+        if result.annotated:
+            st.image(result.annotated, width="content" if result.width < 900 else "stretch")
+        if not result.birds:
+            st.info(t("no_bird"))
+            continue
+        rows = species_rows(result, language)
+        if rows:
+            st.dataframe(rows, hide_index=True)
+        for bird in result.birds:
+            if not bird.certain:
+                candidates = ", ".join(f"{c.species} {c.confidence:.2f}" for c in bird.candidates)
+                st.warning(t("uncertain", confidence=bird.confidence, candidates=candidates))
+
+
+def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
+    """Stream a description for each species found; return them so a rerun shows them without regenerating."""
+    from knowledge.builtin import BUILTIN_NAME
+    from knowledge.service import get_info
+    from language_model.generate import GenerationSettings
+    from recognition.identify import describe, species_to_describe
+
+    birds = species_to_describe(results)
+    if not birds:
+        return []
+    prepare_kb(BUILTIN_NAME)
+    get_info(address(), BUILTIN_NAME)
+    model = None
+    if not card_only:
+        model, problem = answering_model()
+        if model is None:
+            st.warning(t("model_unavailable", problem=problem))
+    st.header(t("descriptions"))
+    written = []
+    for bird, answer, stream in describe(birds, address(), BUILTIN_NAME, language, model,
+                                         GenerationSettings(max_new_tokens=160)):
+        heading = f"{bird.chinese_name}（{bird.english_name}）" if language == "zh" else bird.english_name
+        st.subheader(heading)
+        st.write_stream(stream)
+        show_sources(answer.hits)
+        written.append({"heading": heading, "text": answer.text, "hits": answer.hits})
+    return written
+
+
+def show_descriptions(descriptions: list[dict]) -> None:
+    if descriptions:
+        st.header(t("descriptions"))
+    for item in descriptions:
+        st.subheader(item["heading"])
+        st.markdown(item["text"])
+        show_sources(item["hits"])
+
+
+language_switch()
+st.title(t("page_identify"))
+files = st.file_uploader(t("upload_photos"), type=PHOTO_TYPES, accept_multiple_files=True)
+conf = st.slider(t("confidence"), min_value=0.05, max_value=0.95, value=0.25, step=0.05)
+left, right = st.columns(2)
+describe_birds = left.checkbox(t("describe"), value=True)
+no_llm = config().no_llm  # `birds ui --no-llm`: the card text is all there is
+card_only = right.checkbox(t("card_only"), value=no_llm, disabled=no_llm)
+with guarded():
+    if st.button(t("identify"), type="primary"):
+        if not files:
+            st.warning(t("need_photo"))
+        else:
+            language = lang()
+            with st.spinner(t("detecting")):
+                results = run_identify(files, conf, language)
+            st.session_state["identified"] = {"results": results, "lang": language, "descriptions": []}
+            show_results(results, language)
+            if describe_birds:
+                descriptions = write_descriptions(results, language, card_only)
+                st.session_state["identified"]["descriptions"] = descriptions
+    elif "identified" in st.session_state:  # a rerun (a widget touched): the last results, not regenerated
+        last = st.session_state["identified"]
+        show_results(last["results"], last["lang"])
+        show_descriptions(last["descriptions"])

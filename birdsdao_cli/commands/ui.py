@@ -1,0 +1,81 @@
+"""`birds ui`: the web app (recognition, Q&A, knowledge bases), served by Streamlit on this machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from birdsdao_cli import output
+from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt
+
+
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 lets other machines in.")]
+    = "127.0.0.1",
+    weights: Annotated[Path | None, typer.Option("--weights", help="Detector weights (.pt or .onnx).",
+                                                 show_default="the bundled one")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
+                                                   show_default="gemma-3-270m")] = None,
+    prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="No language model: descriptions and answers are the "
+                                         "retrieved text (starts and answers in seconds).")] = False,
+    chroma_host: ChromaHostOpt = None,
+    chroma_port: ChromaPortOpt = 8000,
+) -> None:
+    """Open the web app: identify birds in uploaded photos, ask questions, manage knowledge bases.
+
+    Pages: 鸟类识别 / Identify, 鸟类问答 / Ask, 知识库管理 / Knowledge bases, in Chinese or English.
+    It serves until Ctrl+C. Needs the \\[ui] extra: pip install "birdsdao\\[ui]".
+
+    Examples:
+
+      birds ui
+
+      birds ui --port 8600 --no-llm
+    """
+    from birdsdao.errors import InvalidInputError, MissingDependencyError
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise MissingDependencyError("birds ui needs Streamlit, which is not installed",
+                                     hint='pip install "birdsdao[ui]"')
+    for path, flag in ((weights, "--weights"), (prefix, "--prefix")):
+        if path is not None and not path.exists():
+            raise InvalidInputError(f"{flag} {path}: no such file or folder")
+    _check_port_free(host, port)
+    from birdsdao.ui.config import UiConfig
+
+    config = UiConfig(settings=ctx.obj["settings"], weights=str(weights.resolve()) if weights else None,
+                      base_model=base_model, prefix=str(prefix.resolve()) if prefix else None, no_llm=no_llm,
+                      chroma_host=chroma_host, chroma_port=chroma_port if chroma_host else None)
+    app = Path(importlib.util.find_spec("birdsdao.ui").origin).parent / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+               "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--client.showErrorDetails", "none",
+               "--client.toolbarMode", "minimal"]
+    output.console.print(f"birds ui: http://{host}:{port} (Ctrl+C stops it)", highlight=False)
+    try:
+        code = subprocess.call(command, env={**os.environ, **config.to_env()})
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise typer.Exit(code)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    from birdsdao.errors import InvalidInputError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InvalidInputError(f"cannot serve on {host}:{port} ({exc.strerror})",
+                                    hint="choose another with --port") from None
