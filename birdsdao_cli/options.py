@@ -25,3 +25,8 @@ EmbeddingModelOpt = Annotated[
     typer.Option("--embedding-model", help="A local sentence-transformers folder (m3e-base, bge-small-zh-v1.5 …).",
                  show_default="all-MiniLM-L6-v2, packaged"),
 ]
+BaseModelOpt = Annotated[
+    str | None,
+    typer.Option("--base-model", help="A local Hugging Face causal-LM folder (Qwen, GLM-4, Llama …) or a "
+                 "ChatGLM2-6B folder.", show_default="gemma-3-270m, converted once"),
+]

@@ -1,6 +1,7 @@
 """The language-model runtime on a tiny random Llama whose tokenizer the test trains itself."""
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -57,13 +58,16 @@ def test_chat_keeps_its_history_in_the_prompt(tiny_model_dir, tmp_path):
     assert english == "Question: What does it eat?\nAnswer:"
 
 
-def test_chatglm2_folders_are_refused_with_the_reason(tmp_path):
-    folder = tmp_path / "chatglm2-6b"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "chatglm", "auto_map": {"AutoModel": "modeling_chatglm.ChatGLMForConditionalGeneration"}}))
-    with pytest.raises(ModelNotSupportedError, match="transformers < 4.42"):
-        load_model(folder, tmp_path / "models")
+def test_chatglm_v1_and_chatglm3_folders_are_refused_with_the_reason(tmp_path):
+    """ChatGLM2-6B runs on birdsdao's own implementation (test_chatglm2_*); its siblings do not."""
+    remote = {"AutoModel": "modeling_chatglm.ChatGLMForConditionalGeneration"}
+    for name, config, said in (("chatglm-6b", {}, "ChatGLM-6B (version 1)"),
+                               ("chatglm3-6b-32k", {"multi_query_group_num": 2, "rope_ratio": 50}, "ChatGLM3")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "chatglm", "auto_map": remote, **config}))
+        with pytest.raises(ModelNotSupportedError, match=rf"is a {re.escape(said)} folder.*transformers < 4.42"):
+            load_model(folder, tmp_path / "models")
     with pytest.raises(Exception, match="no config.json"):
         load_model(tmp_path / "nothing", tmp_path / "models")
 

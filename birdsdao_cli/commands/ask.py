@@ -10,7 +10,7 @@ import typer
 
 from birdsdao_cli import output
 from birdsdao_cli.answers import load_model, print_sources
-from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, EmbeddingModelOpt, JsonOpt
+from birdsdao_cli.options import BaseModelOpt, ChromaHostOpt, ChromaPortOpt, EmbeddingModelOpt, JsonOpt
 
 CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forget the conversation), /exit."
 
@@ -26,8 +26,7 @@ def ask(
     method: Annotated[str, typer.Option("--method", help="Retrieval: hybrid, dense or bm25.")] = "hybrid",
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Show the retrieved passages instead of a generated "
                                          "answer.")] = False,
-    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
-                                                   show_default="gemma-3-270m, converted once")] = None,
+    base_model: BaseModelOpt = None,
     prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,

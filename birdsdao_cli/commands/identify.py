@@ -11,7 +11,7 @@ from rich.table import Table
 
 from birdsdao_cli import output
 from birdsdao_cli.answers import load_model, print_sources
-from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt, JsonOpt
+from birdsdao_cli.options import BaseModelOpt, ChromaHostOpt, ChromaPortOpt, JsonOpt
 
 
 def identify(
@@ -35,8 +35,7 @@ def identify(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Describe with the species card's text, not the "
                                          "language model.")] = False,
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
-    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
-                                                   show_default="gemma-3-270m")] = None,
+    base_model: BaseModelOpt = None,
     prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     chroma_host: ChromaHostOpt = None,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from birdsdao_cli import output
-from birdsdao_cli.options import JsonOpt
+from birdsdao_cli.options import BaseModelOpt, JsonOpt
 
 
 def ptune(
@@ -17,8 +17,7 @@ def ptune(
     data: Annotated[Path, typer.Argument(help="Alpaca records {instruction, input, output}: a JSON list or JSONL.")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the prefix, checkpoints and "
                                              "results.")] = Path("ptune-output"),
-    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
-                                                   show_default="gemma-3-270m, converted once")] = None,
+    base_model: BaseModelOpt = None,
     pre_seq_len: Annotated[int, typer.Option("--pre-seq-len", min=1, help="Prefix length (virtual tokens).")] = 128,
     prefix_projection: Annotated[bool, typer.Option("--prefix-projection", help="Learn the prefix through an "
                                                     "MLP.")] = False,

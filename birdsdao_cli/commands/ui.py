@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from birdsdao_cli import output
-from birdsdao_cli.options import ChromaHostOpt, ChromaPortOpt
+from birdsdao_cli.options import BaseModelOpt, ChromaHostOpt, ChromaPortOpt
 
 
 def ui(
@@ -23,8 +23,7 @@ def ui(
     = "127.0.0.1",
     weights: Annotated[Path | None, typer.Option("--weights", help="Detector weights (.pt or .onnx).",
                                                  show_default="the bundled one")] = None,
-    base_model: Annotated[str | None, typer.Option("--base-model", help="A local Hugging Face causal-LM folder.",
-                                                   show_default="gemma-3-270m")] = None,
+    base_model: BaseModelOpt = None,
     prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="No language model: descriptions and answers are the "
                                          "retrieved text (starts and answers in seconds).")] = False,
