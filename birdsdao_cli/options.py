@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,3 +31,9 @@ BaseModelOpt = Annotated[
     typer.Option("--base-model", help="A local Hugging Face causal-LM folder (Qwen, GLM-4, Llama …) or a "
                  "ChatGLM2-6B folder.", show_default="gemma-3-270m, converted once"),
 ]
+PrefixOpt = Annotated[
+    Path | None,
+    typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N).",
+                 show_default="the bundled one, with the default model"),
+]
+NoPrefixOpt = Annotated[bool, typer.Option("--no-prefix", help="The base model without the bundled prefix.")]

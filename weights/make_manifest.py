@@ -1,11 +1,14 @@
 """Bundle what `weights/make_detector.sh` made: copy the weights into weights/ and write MANIFEST.json.
 
-    python weights/make_manifest.py
+    python weights/make_manifest.py            # the detector (after make_detector.sh)
+    python weights/make_manifest.py --prefix   # the language-model prefix (make_prefix.sh runs this)
 
 Reads weights/work/{prepare,train,prune,finetune}.json, copies the fine-tuned pruned detector (full
 precision) to weights/detector.pt with its ONNX export weights/detector.onnx, and the sparse-trained
 unpruned one to weights/detector-unpruned.pt (for comparisons), measures top-1 species accuracy on the
 validation photos, and records sha256, classes, image size, the commands, dataset sizes and metrics.
+With --prefix it adds the files make_prefix.sh copied into weights/prefix/ and their training record
+(base model, commands, data sizes, train_results, validation BLEU/ROUGE), leaving the detector's as they are.
 """
 
 from __future__ import annotations
@@ -36,19 +39,21 @@ def read(name: str) -> dict:
     return json.loads((WORK / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def recipe() -> list[str]:
-    """The commands make_detector.sh runs, with its variables filled in (its defaults, or the environment's)."""
+def recipe(script: str = "make_detector.sh") -> list[str]:
+    """The commands a recipe script runs, with its variables filled in (its defaults, or the environment's)."""
     import re
 
-    text = (ROOT / "weights" / "make_detector.sh").read_text(encoding="utf-8").replace("\\\n", " ")
+    text = (ROOT / "weights" / script).read_text(encoding="utf-8").replace("\\\n", " ")
     values = {"WORK": "weights/work", "BIRDS_HOME": "weights/work/home", "RUNS": "weights/work/home/runs"}
     for name, default in re.findall(r"^(\w+)=\$\{\w+:-(.*)\}$", text, re.M):
         values[name] = os.environ.get("BIRDS525" if name == "SRC" else name, default)
+    values.update(re.findall(r"^(\w+)=([^\s$]+)$", text, re.M))  # plain assignments (OUT=weights/work/prefix)
     commands = []
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("birds "):
             line = re.sub(r"\s*>.*$", "", line)  # output redirections
+            line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda match: os.environ.get(*match.groups()), line)
             line = re.sub(r"\$(\w+)", lambda match: values.get(match.group(1), match.group(0)), line)
             commands.append(" ".join(line.replace('"', "").split()))
     return commands
@@ -115,5 +120,31 @@ def main() -> None:
     print(json.dumps({key: manifest[key] for key in ("imgsz", "metrics", "pruning")}, indent=2))
 
 
+def add_prefix() -> None:
+    """Record weights/prefix/ (copied there by make_prefix.sh) in MANIFEST.json."""
+    prefix = OUT / "prefix"
+    result = read("ptune")
+    marker = json.loads((prefix / "birds_prefix.json").read_text(encoding="utf-8"))
+    manifest = json.loads((OUT / "MANIFEST.json").read_text(encoding="utf-8"))
+    for name in ("adapter_model.safetensors", "adapter_config.json", "birds_prefix.json"):
+        path = prefix / name
+        manifest["files"][f"prefix/{name}"] = {"path": f"prefix/{name}", "sha256": sha256(path),
+                                               "bytes": path.stat().st_size}
+    manifest["prefix"] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_model": marker["base_model"], "base_fingerprint": marker["base_fingerprint"],
+        "pre_seq_len": marker["pre_seq_len"], "prefix_projection": marker["prefix_projection"],
+        "commands": recipe("make_prefix.sh"),
+        "data": {"train_records": result["train_examples"], "validation_records": result["val_examples"],
+                 "validation": "data/ptune/dev.json: species held out of the training records"},
+        "train_results": result["train"],
+        "validation_metrics": result["eval"],
+    }
+    partial = OUT / ".MANIFEST.json.partial"
+    partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, OUT / "MANIFEST.json")
+    print(json.dumps(manifest["prefix"], ensure_ascii=False, indent=2))
+
+
 if __name__ == "__main__":
-    main()
+    add_prefix() if sys.argv[1:] == ["--prefix"] else main()

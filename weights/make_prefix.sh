@@ -14,3 +14,4 @@ for file in adapter_config.json adapter_model.safetensors birds_prefix.json trai
             generated_predictions.jsonl; do
   cp "$OUT/$file" weights/prefix/
 done
+python weights/make_manifest.py --prefix  # sha256 and the training record into weights/MANIFEST.json

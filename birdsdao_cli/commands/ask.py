@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from birdsdao_cli import output
 from birdsdao_cli.answers import load_model, print_sources
-from birdsdao_cli.options import BaseModelOpt, ChromaHostOpt, ChromaPortOpt, EmbeddingModelOpt, JsonOpt
+from birdsdao_cli.options import (
+    BaseModelOpt,
+    ChromaHostOpt,
+    ChromaPortOpt,
+    EmbeddingModelOpt,
+    JsonOpt,
+    NoPrefixOpt,
+    PrefixOpt,
+)
 
 CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forget the conversation), /exit."
 
@@ -27,7 +34,8 @@ def ask(
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Show the retrieved passages instead of a generated "
                                          "answer.")] = False,
     base_model: BaseModelOpt = None,
-    prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
+    prefix: PrefixOpt = None,
+    no_prefix: NoPrefixOpt = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
@@ -76,7 +84,8 @@ def ask(
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
+        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb,
+                                 bundled_prefix=not no_prefix)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:

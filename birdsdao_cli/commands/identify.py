@@ -11,7 +11,14 @@ from rich.table import Table
 
 from birdsdao_cli import output
 from birdsdao_cli.answers import load_model, print_sources
-from birdsdao_cli.options import BaseModelOpt, ChromaHostOpt, ChromaPortOpt, JsonOpt
+from birdsdao_cli.options import (
+    BaseModelOpt,
+    ChromaHostOpt,
+    ChromaPortOpt,
+    JsonOpt,
+    NoPrefixOpt,
+    PrefixOpt,
+)
 
 
 def identify(
@@ -36,7 +43,8 @@ def identify(
                                          "language model.")] = False,
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
     base_model: BaseModelOpt = None,
-    prefix: Annotated[Path | None, typer.Option("--prefix", help="A prefix tuned with `birds ptune`.")] = None,
+    prefix: PrefixOpt = None,
+    no_prefix: NoPrefixOpt = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     chroma_host: ChromaHostOpt = None,
     chroma_port: ChromaPortOpt = 8000,
@@ -75,8 +83,9 @@ def identify(
         raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
     descriptions = []
     if not no_describe:
-        descriptions = _describe(ctx, species_to_describe(results), lang, no_llm, kb, base_model, prefix,
-                                 max_new_tokens, chroma_host, chroma_port, json_out)
+        model = None if no_llm else (base_model, prefix, not no_prefix)
+        descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
+                                 chroma_port, json_out)
     if json_out:
         timings["total"] = time.perf_counter() - started
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
@@ -110,7 +119,8 @@ def _show_photo(result, lang: str) -> None:
         output.console.print(f"annotated: {result.annotated}", highlight=False)
 
 
-def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, host, port, json_out) -> list:
+def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
+    """`model_choice`: (base model, prefix, use the bundled prefix), or None for the cards' own text."""
     from knowledge.service import StoreAddress, get_info, prepare
     from language_model.generate import GenerationSettings
     from recognition.identify import describe
@@ -122,7 +132,10 @@ def _describe(ctx, birds, lang, no_llm, kb, base_model, prefix, max_new_tokens, 
     with output.progress_bar("Embedding the species cards") as bar:
         prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
     get_info(address, kb)
-    model = None if no_llm else load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
+    model = None
+    if model_choice is not None:
+        base_model, prefix, bundled = model_choice
+        model = load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True, bundled_prefix=bundled)
     descriptions = []
     for bird, answer, stream in describe(birds, address, kb, lang, model,
                                          GenerationSettings(max_new_tokens=max_new_tokens)):
