@@ -12,34 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 QUESTION = {"zh": "家朱雀吃什么？", "en": "What do house finches eat?"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                if reply.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"birds ui did not start on port {port}")
 
 
 def main() -> None:
@@ -50,13 +29,15 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    from birdsdao.ui.serving import free_port, wait_until_serving
+
     port = free_port()
     env = {**os.environ, **({"BIRDS_HOME": args.home} if args.home else {})}
     server = subprocess.Popen([sys.executable, "-c", "from birdsdao_cli.main import app; app()", "ui", "--port",
                                str(port)], env=env, cwd=ROOT)
     IMAGES.mkdir(parents=True, exist_ok=True)
     try:
-        wait_until_serving(port)
+        wait_until_serving(port, server)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                                  args=["--headless", "--no-sandbox", "--disable-gpu"])

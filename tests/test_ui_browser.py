@@ -2,39 +2,17 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from birdsdao.ui.serving import free_port, wait_until_serving
 from tests.conftest import biased_detector, jpeg_bytes
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: .ci/run installs it; Playwright downloads no browser
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_serving(server: subprocess.Popen, port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"birds ui exited with {server.returncode}: {server.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as reply:
-                if reply.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"birds ui did not answer on port {port} within {seconds} s")
 
 
 @pytest.fixture
@@ -54,10 +32,15 @@ def server(tmp_path):
     weights = biased_detector(tmp_path / "sure.pt", [4.0, -1.0, -9.0])
     env = {**os.environ, "BIRDS_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
     birds = shutil.which("birds", path=str(Path(sys.executable).parent)) or "birds"
+    log = tmp_path / "server.log"  # a file, not a pipe nobody reads (a full pipe would stall the server)
     process = subprocess.Popen([birds, "ui", "--port", str(port), "--no-llm", "--weights", str(weights)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        wait_until_serving(process, port)
+        try:
+            wait_until_serving(port, process)
+        except RuntimeError as exc:
+            process.kill()
+            raise AssertionError(f"{exc}:\n{log.read_text()}") from None
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
