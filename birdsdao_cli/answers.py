@@ -5,17 +5,16 @@ from __future__ import annotations
 from birdsdao_cli import output
 
 
-def load_model(base_model, prefix, device, models_dir, fallback: bool, bundled_prefix: bool = True):
+def load_model(base_model, prefix, device, models_dir, fallback: bool):
     """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure."""
     from language_model.runtime import load_answering_model, try_load_answering_model
 
     say = lambda message: output.console.print(message)  # noqa: E731
     with output.console.status("Loading the language model …"):
         if not fallback:
-            return load_answering_model(base_model, models_dir, prefix=prefix, device=device, progress=say,
-                                        use_bundled_prefix=bundled_prefix)
+            return load_answering_model(base_model, models_dir, prefix=prefix, device=device, progress=say)
         model, problem = try_load_answering_model(base_model, models_dir, prefix=prefix, device=device,
-                                                  progress=say, use_bundled_prefix=bundled_prefix)
+                                                  progress=say)
     if problem:
         output.console.print(f"[yellow]The language model did not load ({problem}); answering with retrieved "
                              "passages.[/]", highlight=False)

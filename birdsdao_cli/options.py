@@ -33,7 +33,6 @@ BaseModelOpt = Annotated[
 ]
 PrefixOpt = Annotated[
     Path | None,
-    typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N).",
-                 show_default="the bundled one, with the default model"),
+    typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N); "
+                 "weights/prefix is the bundled one of the default model.", show_default="none"),
 ]
-NoPrefixOpt = Annotated[bool, typer.Option("--no-prefix", help="The base model without the bundled prefix.")]

@@ -306,28 +306,17 @@ def test_a_looping_answer_stops_at_the_first_repeated_line():
 
 
 @pytest.mark.slow
-def test_the_default_model_answers_with_the_bundled_prefix_unless_told_not_to(gemma, monkeypatch, tmp_path):
-    import shutil
-
-    from language_model import runtime
+def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(gemma):
     from language_model.generate import GenerationSettings, stream_text
     from language_model.prompts import build_prompt
+    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
 
     def answer(loaded, question="请告诉我些关于橙顶灶莺的知识吧？"):
         prompt, stops = build_prompt(loaded.tokenizer, loaded.family, question)
         return "".join(stream_text(loaded, prompt, GenerationSettings(max_new_tokens=16), stops))
 
-    tuned = runtime.load_answering_model(None, gemma["models"], fast=False)
-    assert tuned.prefix == runtime.BUNDLED_PREFIX
+    plain = load_answering_model(None, gemma["models"], fast=False)
+    tuned = load_answering_model(None, gemma["models"], prefix=BUNDLED_PREFIX, fast=False)
+    assert plain.prefix is None and tuned.prefix == BUNDLED_PREFIX
     assert tuned.model.peft_config["default"].num_virtual_tokens == 32
-    plain = runtime.load_answering_model(None, gemma["models"], use_bundled_prefix=False, fast=False)
-    assert plain.prefix is None and answer(plain) != answer(tuned)
-
-    stale = tmp_path / "prefix"  # as if another transformers had converted the model differently
-    shutil.copytree(runtime.BUNDLED_PREFIX, stale)
-    marker = json.loads((stale / "birds_prefix.json").read_text(encoding="utf-8"))
-    (stale / "birds_prefix.json").write_text(json.dumps({**marker, "base_fingerprint": "0" * 16}))
-    monkeypatch.setattr(runtime, "BUNDLED_PREFIX", stale)
-    messages = []
-    fallback = runtime.load_answering_model(None, gemma["models"], fast=False, progress=messages.append)
-    assert fallback.prefix is None and any("does not fit" in message for message in messages)
+    assert answer(plain) != answer(tuned)

@@ -90,10 +90,9 @@ def answering_model():
     cfg = config()
     if cfg.no_llm:
         return None, t("no_llm_mode")
-    key = ("model", cfg.base_model, cfg.prefix, cfg.no_prefix, str(cfg.settings.models_dir))
+    key = ("model", cfg.base_model, cfg.prefix, str(cfg.settings.models_dir))
     return once(key, t("loading_model"), lambda say: try_load_answering_model(
-        cfg.base_model, cfg.settings.models_dir, prefix=cfg.prefix, use_bundled_prefix=not cfg.no_prefix,
-        progress=say))
+        cfg.base_model, cfg.settings.models_dir, prefix=cfg.prefix, progress=say))
 
 
 def prepare_kb(name: str) -> None:

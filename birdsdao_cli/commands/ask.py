@@ -15,7 +15,6 @@ from birdsdao_cli.options import (
     ChromaPortOpt,
     EmbeddingModelOpt,
     JsonOpt,
-    NoPrefixOpt,
     PrefixOpt,
 )
 
@@ -35,7 +34,6 @@ def ask(
                                          "answer.")] = False,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
-    no_prefix: NoPrefixOpt = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
@@ -84,8 +82,7 @@ def ask(
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb,
-                                 bundled_prefix=not no_prefix)
+        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:

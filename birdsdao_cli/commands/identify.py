@@ -16,7 +16,6 @@ from birdsdao_cli.options import (
     ChromaHostOpt,
     ChromaPortOpt,
     JsonOpt,
-    NoPrefixOpt,
     PrefixOpt,
 )
 
@@ -44,7 +43,6 @@ def identify(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
-    no_prefix: NoPrefixOpt = False,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     chroma_host: ChromaHostOpt = None,
     chroma_port: ChromaPortOpt = 8000,
@@ -83,7 +81,7 @@ def identify(
         raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
     descriptions = []
     if not no_describe:
-        model = None if no_llm else (base_model, prefix, not no_prefix)
+        model = None if no_llm else (base_model, prefix)
         descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
                                  chroma_port, json_out)
     if json_out:
@@ -120,7 +118,7 @@ def _show_photo(result, lang: str) -> None:
 
 
 def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
-    """`model_choice`: (base model, prefix, use the bundled prefix), or None for the cards' own text."""
+    """`model_choice`: (base model, prefix), or None for the cards' own text."""
     from knowledge.service import StoreAddress, get_info, prepare
     from language_model.generate import GenerationSettings
     from recognition.identify import describe
@@ -134,8 +132,8 @@ def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, js
     get_info(address, kb)
     model = None
     if model_choice is not None:
-        base_model, prefix, bundled = model_choice
-        model = load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True, bundled_prefix=bundled)
+        base_model, prefix = model_choice
+        model = load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
     descriptions = []
     for bird, answer, stream in describe(birds, address, kb, lang, model,
                                          GenerationSettings(max_new_tokens=max_new_tokens)):

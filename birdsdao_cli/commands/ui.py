@@ -17,7 +17,6 @@ from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
     ChromaPortOpt,
-    NoPrefixOpt,
     PrefixOpt,
 )
 
@@ -31,7 +30,6 @@ def ui(
                                                  show_default="the bundled one")] = None,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
-    no_prefix: NoPrefixOpt = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="No language model: descriptions and answers are the "
                                          "retrieved text (starts and answers in seconds).")] = False,
     chroma_host: ChromaHostOpt = None,
@@ -60,8 +58,7 @@ def ui(
     from birdsdao.ui.config import UiConfig
 
     config = UiConfig(settings=ctx.obj["settings"], weights=str(weights.resolve()) if weights else None,
-                      base_model=base_model, prefix=str(prefix.resolve()) if prefix else None, no_prefix=no_prefix,
-                      no_llm=no_llm,
+                      base_model=base_model, prefix=str(prefix.resolve()) if prefix else None, no_llm=no_llm,
                       chroma_host=chroma_host, chroma_port=chroma_port if chroma_host else None)
     app = Path(importlib.util.find_spec("birdsdao.ui").origin).parent / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
