@@ -1,11 +1,17 @@
-"""The bundled prefix against the base model alone, on the same held-out validation records.
+"""The bundled prefix against the base model alone, on the same inputs, in one run.
 
-    python weights/compare_prefix.py [--samples 24] [--show 4]
+    python weights/compare_prefix.py [--part heldout|grounded|both] [--samples 24] [--show 4]
 
-Scores both with `birds ptune`'s own evaluation (eval_loss; greedy answers, BLEU-4 and ROUGE-1/2/L on
-jieba tokens) on the first N records of data/ptune/dev.json (species the tuning never saw), prints the
-metrics side by side and a few answers, and writes weights/prefix/comparison.json. Uses BIRDS_HOME's
-converted default model.
+heldout: `birds ptune`'s own evaluation (eval_loss; greedy answers, BLEU-4 and ROUGE-1/2/L on jieba
+    tokens against the reference) on the first N records of data/ptune/dev.json, species the tuning never
+    saw: the prompt format the prefix was tuned on (a question in, a description out).
+grounded: the prompts `birds ask` and `birds identify` build (retrieved card passages, then the
+    question): answers to 12 answerable card questions of data/retrieval_gold.jsonl and descriptions of 6
+    held-out species in Chinese and English, scored by their overlap with the retrieved passages (BLEU-4,
+    ROUGE on jieba tokens): how much of what the model says comes from what it was given.
+
+Prints both sides and writes weights/prefix/comparison.json (the parts it ran). Uses BIRDS_HOME's
+converted default model and built-in KB.
 """
 
 from __future__ import annotations
@@ -13,18 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+OUT = ROOT / "weights" / "prefix" / "comparison.json"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--show", type=int, default=4)
-    args = parser.parse_args()
+def heldout(samples: int, show: int) -> dict:
     from birdsdao.settings import load_settings
     from language_model.models import load_model
     from language_model.ptune import PtuneConfig, evaluate, load_prefix
@@ -33,24 +37,103 @@ def main() -> None:
 
     marker = json.loads((BUNDLED_PREFIX / "birds_prefix.json").read_text(encoding="utf-8"))
     dev = ROOT / "data" / "ptune" / "dev.json"
-    records = read_examples(dev)[0][: args.samples]
+    records = read_examples(dev)[0][:samples]
     config = PtuneConfig(data=dev, output=Path(os.devnull), pre_seq_len=marker["pre_seq_len"],
                          max_source_length=64, max_target_length=96)
     loaded = load_model(None, load_settings().models_dir)
     base_scores, base_rows = evaluate(loaded.model, loaded, records, config)
     tuned_scores, tuned_rows = evaluate(load_prefix(loaded, BUNDLED_PREFIX), loaded, records, config)
-    print(f"{len(records)} validation records (held-out species)")
+    print(f"held-out: {len(records)} validation records")
     print(f"{'':10} {'base':>8} {'prefix':>8}")
     for key in ("eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l"):
         print(f"{key:10} {base_scores[key]:>8.2f} {tuned_scores[key]:>8.2f}")
-    for base, tuned in list(zip(base_rows, tuned_rows, strict=True))[: args.show]:
-        print(f"\nQ: {base['prompt']}\n  base:   {base['prediction']}\n  prefix: {tuned['prediction']}")
-    result = {"samples": len(records), "base": base_scores, "prefix": tuned_scores,
-              "answers": [{"prompt": b["prompt"], "reference": b["reference"], "base": b["prediction"],
-                           "prefix": t["prediction"]} for b, t in zip(base_rows, tuned_rows, strict=True)]}
-    out = BUNDLED_PREFIX / "comparison.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"\n{out}")
+    answers = [{"prompt": b["prompt"], "reference": b["reference"], "base": b["prediction"],
+                "prefix": t["prediction"]} for b, t in zip(base_rows, tuned_rows, strict=True)]
+    for row in answers[:show]:
+        print(f"\nQ: {row['prompt']}\n  base:   {row['base']}\n  prefix: {row['prefix']}")
+    return {"samples": len(records), "base": base_scores, "prefix": tuned_scores, "answers": answers}
+
+
+def grounded() -> dict:
+    from birdsdao.settings import load_settings
+    from knowledge.answer import Asker
+    from knowledge.builtin import BUILTIN_NAME
+    from knowledge.retrieval import search
+    from knowledge.service import StoreAddress, prepare
+    from knowledge.species_cards import bundled_cards
+    from language_model.generate import GenerationSettings
+    from language_model.ptune import text_scores
+    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
+    from recognition.detector import Bird
+    from recognition.identify import describe
+
+    settings = load_settings()
+    address = StoreAddress(settings.kb_dir)
+    prepare(address, BUILTIN_NAME)
+    gold = [json.loads(line) for line in (ROOT / "data" / "retrieval_gold.jsonl").read_text().splitlines()]
+    answerable = [g for g in gold if g["kb"] == "cards" and g["answerable"]]
+    questions = [g["question"] for lang in ("zh", "en") for g in [g for g in answerable if g["lang"] == lang][:6]]
+    cards = bundled_cards()
+    by_chinese = {card.chinese_name: species for species, card in cards.items()}
+    held_out = []
+    for record in json.loads((ROOT / "data" / "ptune" / "dev.json").read_text(encoding="utf-8")):
+        match = re.match(r"请告诉我些关于(.+)的知识吧？", record["instruction"])
+        if match and match.group(1) in by_chinese and by_chinese[match.group(1)] not in held_out:
+            held_out.append(by_chinese[match.group(1)])
+    birds = [Bird(species, cards[species].english_name, cards[species].chinese_name, 1.0, (0, 0, 1, 1), True)
+             for species in held_out[:6]]
+
+    def retrieve(question: str):
+        with address.open() as store:
+            return search(store.get(BUILTIN_NAME), None, question, k=3, method="bm25")
+
+    result: dict = {"questions": questions, "species": [bird.species for bird in birds]}
+    for side, prefix in (("base", None), ("prefix", BUNDLED_PREFIX)):
+        model = load_answering_model(None, settings.models_dir, prefix=prefix)
+        runs = {}
+        texts, passages = [], []
+        for question in questions:
+            answer, stream = Asker(retrieve=retrieve, model=model, settings=GenerationSettings(max_new_tokens=80)).ask(
+                question)
+            for _ in stream:
+                pass
+            texts.append(answer.text)
+            passages.append(" ".join(hit.text for hit in answer.hits))
+        runs["ask"] = {"scores": text_scores(texts, passages), "answers": texts}
+        for lang in ("zh", "en"):
+            texts, passages = [], []
+            for _, answer, stream in describe(birds, address, BUILTIN_NAME, lang, model,
+                                              GenerationSettings(max_new_tokens=120)):
+                for _ in stream:
+                    pass
+                texts.append(answer.text)
+                passages.append(" ".join(hit.text for hit in answer.hits))
+            runs[f"describe_{lang}"] = {"scores": text_scores(texts, passages), "answers": texts}
+        result[side] = runs
+    print("grounded: overlap with the retrieved passages")
+    print(f"{'':22} {'base R-1':>9} {'prefix R-1':>11} {'base BLEU':>10} {'prefix BLEU':>12}")
+    for part in ("ask", "describe_zh", "describe_en"):
+        base, tuned = result["base"][part]["scores"], result["prefix"][part]["scores"]
+        print(f"{part:22} {base['rouge-1']:>9.1f} {tuned['rouge-1']:>11.1f} {base['bleu-4']:>10.1f} "
+              f"{tuned['bleu-4']:>12.1f}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("heldout", "grounded", "both"), default="both")
+    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--show", type=int, default=4)
+    args = parser.parse_args()
+    result = json.loads(OUT.read_text(encoding="utf-8")) if OUT.is_file() else {}
+    if "answers" in result:  # the first version kept the held-out part at the top level
+        result = {"heldout": {key: result[key] for key in ("samples", "base", "prefix", "answers")}}
+    if args.part in ("heldout", "both"):
+        result["heldout"] = heldout(args.samples, args.show)
+    if args.part in ("grounded", "both"):
+        result["grounded"] = grounded()
+    OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"\n{OUT}")
 
 
 if __name__ == "__main__":
