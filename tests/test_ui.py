@@ -53,12 +53,16 @@ def texts(elements) -> list[str]:
 
 @pytest.mark.slow
 def test_upload_identify_shows_image_table_and_streamed_description(ui_env):
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("birds-ui-*"))
     at = started()
     assert texts(at.title) == ["鸟类识别"]
     at.file_uploader[0].upload("finch photo.jpg", jpeg_bytes(96, 64, seed=1), "image/jpeg")
     at.button[0].click().run()
     assert not at.exception and not at.error, (at.exception, texts(at.error))
     assert len(at.get("image")) == 1
+    assert set(Path(tempfile.gettempdir()).glob("birds-ui-*")) == before  # the uploads' copies are gone
     table = at.dataframe[0].value
     assert table.to_dict("records") == [{"物种": "HOUSE FINCH", "名称": "家朱雀", "数量": 1, "置信度": 0.982}]
     assert "家朱雀（House Finch）" in texts(at.subheader)

@@ -1,5 +1,6 @@
 """Recognition: photos in; annotated images, a species table, and a description of each species found."""
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -47,25 +48,30 @@ def save_uploads(files) -> tuple[Path, list[Path]]:
     return folder, paths
 
 
-def run_identify(files, conf: float, language: str) -> list:
+def run_identify(files, conf: float, language: str) -> tuple[list, list[bytes | None]]:
+    """Results, and each photo's annotated image as bytes (kept in the session; the files are removed)."""
     from recognition.identify import IdentifyOptions, identify_photos
 
     folder, paths = save_uploads(files)
-    options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
-    results = list(identify_photos(paths, detector(), options))
+    try:
+        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
+        results = list(identify_photos(paths, detector(), options))
+        images = [Path(result.annotated).read_bytes() if result.annotated else None for result in results]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     for result, upload in zip(results, files, strict=True):
-        result.path = upload.name  # the reader knows the photo by the name it had
-    return results
+        result.path, result.annotated = upload.name, None  # the reader knows the photo by the name it had
+    return results, images
 
 
-def show_results(results, language: str) -> None:
-    for result in results:
+def show_results(results, images: list[bytes | None], language: str) -> None:
+    for result, image in zip(results, images, strict=True):
         st.subheader(result.path)
         if result.error:
             st.error(f"{t('unreadable')} {result.path}: {result.error}")
             continue
-        if result.annotated:
-            st.image(result.annotated, width="content" if result.width < 900 else "stretch")
+        if image:
+            st.image(image, width="content" if result.width < 900 else "stretch")
         if not result.birds:
             st.info(t("no_bird"))
             continue
@@ -131,13 +137,14 @@ with guarded():
         else:
             language = lang()
             with st.spinner(t("detecting")):
-                results = run_identify(files, conf, language)
-            st.session_state["identified"] = {"results": results, "lang": language, "descriptions": []}
-            show_results(results, language)
+                results, images = run_identify(files, conf, language)
+            st.session_state["identified"] = {"results": results, "images": images, "lang": language,
+                                              "descriptions": []}
+            show_results(results, images, language)
             if describe_birds:
                 descriptions = write_descriptions(results, language, card_only)
                 st.session_state["identified"]["descriptions"] = descriptions
     elif "identified" in st.session_state:  # a rerun (a widget touched): the last results, not regenerated
         last = st.session_state["identified"]
-        show_results(last["results"], last["lang"])
+        show_results(last["results"], last["images"], last["lang"])
         show_descriptions(last["descriptions"])
