@@ -44,7 +44,6 @@ class LoadedModel:
     path: Path
     family: str  # config.model_type
     fingerprint: str  # identifies the exact base weights' architecture, recorded with every prefix
-    prefix: Path | None = None  # the tuned prefix applied on top, if any
 
 
 def default_model_dir(models_dir: Path) -> Path:

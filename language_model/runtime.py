@@ -46,7 +46,7 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
         from language_model.speed import speed_up_for_cpu
 
         model = speed_up_for_cpu(model)
-    return replace(loaded, model=model, prefix=None if prefix is None else Path(prefix))
+    return replace(loaded, model=model)
 
 
 def try_load_answering_model(base_model: str | os.PathLike | None, models_dir: Path, **options):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 TEXTS: dict[str, dict[str, str]] = {
     "zh": {
-        "title": "鸟之道 · 鸟类识别与知识助手",
         "language": "语言 / Language",
         "page_identify": "鸟类识别",
         "page_ask": "鸟类问答",
@@ -32,7 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "preparing_cards": "正在为物种卡片建立索引（只需一次）…",
         "answer_source": "回答依据",
         "plain_model": "纯模型（不用知识库）",
-        "ask_placeholder": "问一个关于鸟的问题，例如：家朱雀吃什么？",
+        "ask_example": "问一个关于鸟的问题，例如：家朱雀吃什么？",
         "clear_chat": "清空对话",
         "need_model": "纯模型问答需要语言模型：{problem}",
         "kb_list": "知识库",
@@ -68,7 +67,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "error": "出错了：{message}",
     },
     "en": {
-        "title": "birdsdao · bird recognition and knowledge",
         "language": "语言 / Language",
         "page_identify": "Identify birds",
         "page_ask": "Ask about birds",
@@ -96,7 +94,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "preparing_cards": "Indexing the species cards (once) …",
         "answer_source": "Answer from",
         "plain_model": "The model alone (no knowledge base)",
-        "ask_placeholder": "Ask about birds, e.g. What do barn swallows eat?",
+        "ask_example": "Ask about birds, e.g. What do barn swallows eat?",
         "clear_chat": "Clear the conversation",
         "need_model": "Answers without a knowledge base need the language model: {problem}",
         "kb_list": "Knowledge bases",

@@ -72,7 +72,7 @@ with guarded():
         with st.chat_message(message["role"]):
             st.markdown(message["content"])
             show_sources(message.get("hits"))
-    question = st.chat_input(t("ask_placeholder"))
+    question = st.chat_input(t("ask_example"))
     if question:
         with st.chat_message("user"):
             st.markdown(question)

@@ -18,6 +18,7 @@ from birdsdao.ui.common import (
     show_sources,
     t,
 )
+from data_prep.images import safe_stem
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -41,8 +42,8 @@ def save_uploads(files) -> tuple[Path, list[Path]]:
     folder = Path(tempfile.mkdtemp(prefix="birds-ui-"))
     paths = []
     for number, upload in enumerate(files):
-        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(upload.name).name) or "photo"
-        path = folder / f"{number:03d}-{name}"
+        name = Path(upload.name)
+        path = folder / f"{number:03d}-{safe_stem(name.stem)}{name.suffix.lower()}"
         path.write_bytes(upload.getvalue())
         paths.append(path)
     return folder, paths
@@ -87,7 +88,6 @@ def show_results(results, images: list[bytes | None], language: str) -> None:
 def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
     """Stream a description for each species found; return them so a rerun shows them without regenerating."""
     from knowledge.builtin import BUILTIN_NAME
-    from knowledge.service import get_info
     from language_model.generate import GenerationSettings
     from recognition.identify import describe, species_to_describe
 
@@ -95,7 +95,6 @@ def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
     if not birds:
         return []
     prepare_kb(BUILTIN_NAME)
-    get_info(address(), BUILTIN_NAME)
     model = None
     if not card_only:
         model, problem = answering_model()

@@ -12,16 +12,6 @@ def tell(*notices: tuple[str, str]) -> None:
     st.session_state["kb_notices"] = list(notices)
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
-
-
 def show_list() -> list:
     from knowledge.builtin import BUILTIN_DISPLAY_NAME, is_builtin
     from knowledge.service import list_kbs, store_size
@@ -35,7 +25,9 @@ def show_list() -> list:
                        t("kb_description"): info.description, t("kb_documents"): info.documents,
                        t("kb_chunks"): info.chunks, t("kb_model"): info.embedding_model,
                        t("kb_created"): info.created} for info in infos], hide_index=True)
-        st.caption(t("store_size", size=human_size(store_size(address()))))
+        size = store_size(address())  # None for a Chroma server
+        if size is not None:
+            st.caption(t("store_size", size=f"{size / 1e6:.1f} MB"))
     return infos
 
 
