@@ -20,12 +20,13 @@ NOTHING_FOUND = {
     "en": "The knowledge base has nothing on this, so I cannot answer from it.",
 }
 RETRIEVED_LABEL = {"zh": "（以下为检索到的原文，不是生成的回答）", "en": "(Retrieved text, not a generated answer)"}
+CANNOT_ANSWER = {"zh": "根据已知信息无法回答该问题。", "en": "The known information cannot answer this."}
 _GROUNDED = {
     "zh": ("已知信息：\n{context}\n\n请只根据上面的已知信息，简洁、准确地回答问题；已知信息里没有的内容不要编造，"
-           "答不了就说“根据已知信息无法回答该问题”。\n问题：{question}"),
+           "答不了就说“" + CANNOT_ANSWER["zh"].rstrip("。") + "”。\n问题：{question}"),
     "en": ("Known information:\n{context}\n\nAnswer the question briefly and accurately using only the known "
            "information above; do not add anything it does not say. If it does not hold the answer, say "
-           "\"The known information cannot answer this.\"\nQuestion: {question}"),
+           "\"" + CANNOT_ANSWER["en"] + "\"\nQuestion: {question}"),
 }
 
 
@@ -52,8 +53,14 @@ class Answer:
                 "timings": {key: round(value, 3) for key, value in self.timings.items()}}
 
 
-def context_block(hits) -> str:
-    return "\n".join(f"[{number}] {' '.join(hit.text.split())}" for number, hit in enumerate(hits, start=1))
+def context_block(passages: list[str]) -> str:
+    return "\n".join(f"[{number}] {' '.join(text.split())}" for number, text in enumerate(passages, start=1))
+
+
+def grounded_question(passages: list[str], question: str, lang: str) -> str:
+    """What the model is asked in grounded mode: the passages, the rules, then the question (the P-Tuning
+    set's grounded records are built with this too, so the prefix is tuned on the very format)."""
+    return _GROUNDED[lang].format(context=context_block(passages), question=question)
 
 
 def retrieved_text(hits, lang: str) -> str:
@@ -91,7 +98,7 @@ class Asker:
                 answer.mode = "retrieved"
                 return answer, self._fixed(answer, retrieved_text(relevant, lang))
             answer.mode = "grounded"
-            prompt_question = _GROUNDED[lang].format(context=context_block(relevant), question=question)
+            prompt_question = grounded_question([hit.text for hit in relevant], question, lang)
         elif self.model is None:
             raise ValueError("an answer needs a knowledge base, a language model, or both")
         else:

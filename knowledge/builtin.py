@@ -22,7 +22,7 @@ BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
 BUILTIN_DESCRIPTION = "Built-in: birdsdao's species cards for the 161 species of the bundled detector (zh + en)"
 
-_FIELD_TITLES = {
+FIELD_TITLES = {
     "zh": {"size": "体型", "distribution": "分布", "habitat": "栖息地", "diet": "食性", "behaviour": "习性与鸣声",
            "breeding": "繁殖", "similar": "相似种辨别", "conservation": "保护现状", "for_kids": "趣味知识"},
     "en": {"size": "size", "distribution": "range", "habitat": "habitat", "diet": "diet",
@@ -58,7 +58,7 @@ def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
             overview += f" IUCN Red List: {IUCN_WORDS['en'][card.iucn]} ({card.iucn})."
     pages = [Page(overview, 1)]
     separator = "：" if lang == "zh" else ": "
-    for field, heading in _FIELD_TITLES[lang].items():
+    for field, heading in FIELD_TITLES[lang].items():
         if field == "for_kids":
             text = " ".join(card.for_kids[lang])
         else:

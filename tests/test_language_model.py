@@ -193,6 +193,37 @@ def test_saved_prefix_reloads_with_identical_logits(tuned, tiny_model_dir):
         assert not torch.allclose(first(input_ids=ids).logits, plain(input_ids=ids).logits)
 
 
+def test_the_target_only_loss_equals_the_full_loss(tuned, tiny_model_dir):
+    """Rows of different lengths, targets starting at different places, one target at position 0."""
+    import torch
+
+    from language_model.ptune import _batches, load_prefix, target_loss
+
+    work = tuned["work"]
+    model = load_prefix(load_model(tiny_model_dir, work / "models"), Path(tuned["result"].prefix))
+    rows = [([5, 6, 7, 8, 9, 10], [-100, -100, -100, -100, 9, 10]), ([11, 12, 13], [-100, 12, 13]),
+            ([14, 15, 16, 17], [14, 15, 16, 17])]
+    for size in (1, 2, 3):
+        for batch in _batches(rows, size, pad_id=0):
+            with torch.inference_mode():
+                full = model(**batch).loss
+                kept = target_loss(model, batch)
+            assert torch.allclose(kept, full, atol=1e-6), (size, float(kept), float(full))
+
+
+def test_a_long_prompt_loses_its_front_not_its_question(tiny_model_dir, tmp_path):
+    from language_model.ptune import prompt_ids
+
+    tokenizer = load_model(tiny_model_dir, tmp_path / "models").tokenizer
+    prompt = "passage " * 50 + "question: what does the robin eat?"
+    whole = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    lead = len(tokenizer("", add_special_tokens=True)["input_ids"])
+    cut = prompt_ids(tokenizer, prompt, 20)
+    assert len(cut) == 20 and len(whole) > 20
+    assert cut[:lead] == whole[:lead] and cut[lead:] == whole[len(whole) - (20 - lead):]
+    assert prompt_ids(tokenizer, prompt, len(whole)) == whole
+
+
 def test_prefix_of_another_base_is_refused(tuned, tmp_path):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -54,6 +54,8 @@ def recipe(script: str = "make_detector.sh") -> list[str]:
         if line.startswith("birds "):
             line = re.sub(r"\s*>.*$", "", line)  # output redirections
             line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda match: os.environ.get(*match.groups()), line)
+            line = re.sub(r"\$\{(\w+):\+([^}]*)\}", lambda match: match.group(2) if os.environ.get(match.group(1))
+                          else "", line)  # ${RESUME:+--resume}: the option only when the variable is set
             line = re.sub(r"\$(\w+)", lambda match: values.get(match.group(1), match.group(0)), line)
             commands.append(" ".join(line.replace('"', "").split()))
     return commands
