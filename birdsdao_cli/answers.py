@@ -5,16 +5,21 @@ from __future__ import annotations
 from birdsdao_cli import output
 
 
-def load_model(base_model, prefix, device, models_dir, fallback: bool):
-    """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure."""
+def load_model(base_model, prefix, device, models_dir, fallback: bool, quantization_bit: int | None = None):
+    """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure.
+
+    Quantization asked for on a machine that cannot do it is an error even then: the user chose it."""
+    from language_model.models import check_quantization
     from language_model.runtime import load_answering_model, try_load_answering_model
 
+    if quantization_bit is not None:
+        check_quantization(quantization_bit, device)
     say = lambda message: output.console.print(message)  # noqa: E731
+    options = {"prefix": prefix, "device": device, "progress": say, "quantization_bit": quantization_bit}
     with output.console.status("Loading the language model …"):
         if not fallback:
-            return load_answering_model(base_model, models_dir, prefix=prefix, device=device, progress=say)
-        model, problem = try_load_answering_model(base_model, models_dir, prefix=prefix, device=device,
-                                                  progress=say)
+            return load_answering_model(base_model, models_dir, **options)
+        model, problem = try_load_answering_model(base_model, models_dir, **options)
     if problem:
         output.console.print(f"[yellow]The language model did not load ({problem}); answering with retrieved "
                              "passages.[/]", highlight=False)

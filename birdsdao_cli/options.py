@@ -31,6 +31,11 @@ BaseModelOpt = Annotated[
     typer.Option("--base-model", help="A local Hugging Face causal-LM folder (Qwen, GLM-4, Llama …) or a "
                  "ChatGLM2-6B folder.", show_default="gemma-3-270m, converted once"),
 ]
+QuantizationOpt = Annotated[
+    int | None,
+    typer.Option("--quantization-bit", help="4 or 8: load the base model quantized through bitsandbytes, as the "
+                 "original ran ChatGLM2-6B in INT4 (a CUDA GPU only; a clear error elsewhere).", show_default="none"),
+]
 PrefixOpt = Annotated[
     Path | None,
     typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N); "

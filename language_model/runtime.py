@@ -19,7 +19,8 @@ BUNDLED_PREFIX = Path(__file__).resolve().parents[1] / "weights" / "prefix"
 
 
 def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path, *, prefix: Path | None = None,
-                         device: str = "cpu", fast: bool = True, progress: Progress | None = None) -> LoadedModel:
+                         device: str = "cpu", fast: bool = True, progress: Progress | None = None,
+                         quantization_bit: int | None = None) -> LoadedModel:
     """The base model (converted on first use), its prefix applied, and on CPU the bf16/int8 speed-up.
 
     The speed-up measured 2.6× faster generation at unchanged BLEU/ROUGE (bench/llm.py); `fast=False`
@@ -34,7 +35,8 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
     hf_logging.disable_progress_bar()  # a per-tensor bar on every start says nothing useful
     try:
-        loaded = load_model(base_model, models_dir, device=device, progress=progress)
+        loaded = load_model(base_model, models_dir, device=device, progress=progress,
+                            quantization_bit=quantization_bit)
     finally:
         hf_logging.enable_progress_bar()
     model = loaded.model
@@ -42,7 +44,7 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
         from language_model.ptune import load_prefix
 
         model = load_prefix(loaded, Path(prefix))
-    if fast and device == "cpu":
+    if fast and device == "cpu" and quantization_bit is None:
         from language_model.speed import speed_up_for_cpu
 
         model = speed_up_for_cpu(model)

@@ -178,3 +178,11 @@ def test_several_species_are_counted_and_each_described_once():
     assert first.counts == {"HOUSE FINCH": 2, "BANANAQUIT": 1} and first.uncertain == 1
     described = species_to_describe([first, second])
     assert [(b.species, b.confidence) for b in described] == [("HOUSE FINCH", 0.95), ("BANANAQUIT", 0.9)]
+
+
+def test_quantization_on_a_cpu_fails_before_any_photo_is_read(detectors, photos):
+    result = identify(photos, "--weights", detectors["sure"], "--quantization-bit", "8", "--json")
+    assert result.exit_code == 2 and "--quantization-bit 8 needs a CUDA GPU" in result.output
+    assert result.stdout == ""  # no photo was reported: the error came first
+    fine = identify(photos / "a.jpg", "--weights", detectors["sure"], "--quantization-bit", "8", "--no-llm", "--json")
+    assert fine.exit_code == 0, fine.output  # no language model, nothing to quantize

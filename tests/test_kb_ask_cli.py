@@ -140,3 +140,13 @@ def test_rebuild_reads_the_files_again_and_reports_the_missing(notes):
     assert "flies" in found[0]["text"]
     shown = json.loads(run("kb", "show", "notes", "--json").stdout)
     assert shown["documents"] and len(shown["documents"]) == 2  # the vanished file's chunks are kept
+
+
+def test_quantization_on_a_cpu_is_an_error_even_where_a_broken_model_would_fall_back(notes, tiny_model_dir):
+    run("kb", "create", "notes")
+    run("kb", "add", "notes", str(notes))
+    for extra in (["--kb", "notes"], ["--no-kb"]):  # with a KB a model that fails to load is not fatal: this is
+        result = run("ask", "barn swallow winter", *extra, "--base-model", str(tiny_model_dir),
+                     "--quantization-bit", "4", "--json")
+        assert result.exit_code == 2, result.output
+        assert "--quantization-bit 4 needs a CUDA GPU" in result.output and result.stdout == ""

@@ -16,6 +16,7 @@ from birdsdao_cli.options import (
     EmbeddingModelOpt,
     JsonOpt,
     PrefixOpt,
+    QuantizationOpt,
 )
 
 CHAT_HELP = "Commands: /sources (where the last answer came from), /clear (forget the conversation), /exit."
@@ -34,6 +35,7 @@ def ask(
                                          "answer.")] = False,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
+    quantization_bit: QuantizationOpt = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
@@ -82,7 +84,8 @@ def ask(
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb)
+        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb,
+                                 quantization_bit=quantization_bit)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:

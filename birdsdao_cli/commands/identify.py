@@ -17,6 +17,7 @@ from birdsdao_cli.options import (
     ChromaPortOpt,
     JsonOpt,
     PrefixOpt,
+    QuantizationOpt,
 )
 
 
@@ -43,6 +44,7 @@ def identify(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
+    quantization_bit: QuantizationOpt = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     chroma_host: ChromaHostOpt = None,
     chroma_port: ChromaPortOpt = 8000,
@@ -68,6 +70,11 @@ def identify(
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
+    llm_device = "cpu" if device == "cpu" else f"cuda:{device}" if device.isdigit() else device
+    if quantization_bit is not None and not (no_llm or no_describe):
+        from language_model.models import check_quantization
+
+        check_quantization(quantization_bit, llm_device)  # before the photos, not after them
     started = time.perf_counter()
     detector = open_detector(weights, backend=backend, imgsz=imgsz, device=device)
     options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
@@ -81,7 +88,7 @@ def identify(
         raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
     descriptions = []
     if not no_describe:
-        model = None if no_llm else (base_model, prefix)
+        model = None if no_llm else (base_model, prefix, quantization_bit, llm_device)
         descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
                                  chroma_port, json_out)
     if json_out:
@@ -118,7 +125,7 @@ def _show_photo(result, lang: str) -> None:
 
 
 def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
-    """`model_choice`: (base model, prefix), or None for the cards' own text."""
+    """`model_choice`: (base model, prefix, quantization bits, torch device), or None for the cards' own text."""
     from knowledge.service import StoreAddress, get_info, prepare
     from language_model.generate import GenerationSettings
     from recognition.identify import describe
@@ -132,8 +139,8 @@ def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, js
     get_info(address, kb)
     model = None
     if model_choice is not None:
-        base_model, prefix = model_choice
-        model = load_model(base_model, prefix, "cpu", settings.models_dir, fallback=True)
+        base_model, prefix, bits, device = model_choice
+        model = load_model(base_model, prefix, device, settings.models_dir, fallback=True, quantization_bit=bits)
     descriptions = []
     for bird, answer, stream in describe(birds, address, kb, lang, model,
                                          GenerationSettings(max_new_tokens=max_new_tokens)):

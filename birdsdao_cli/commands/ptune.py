@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from birdsdao_cli import output
-from birdsdao_cli.options import BaseModelOpt, JsonOpt
+from birdsdao_cli.options import BaseModelOpt, JsonOpt, QuantizationOpt
 
 
 def ptune(
@@ -38,8 +38,7 @@ def ptune(
                                                          "N validation records (generation is slow on a CPU).")]
     = None,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    quantization_bit: Annotated[int | None, typer.Option("--quantization-bit", help="4 or 8: a quantized base "
-                                                         "(CUDA GPU with bitsandbytes only).")] = None,
+    quantization_bit: QuantizationOpt = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint-N in --output.")]
     = False,
