@@ -5,17 +5,21 @@ from __future__ import annotations
 from birdsdao_cli import output
 
 
-def load_model(base_model, prefix, device, models_dir, fallback: bool, quantization_bit: int | None = None):
+def load_model(models_dir, *, fallback: bool, base_model=None, prefix=None, no_prefix: bool = False,
+               device: str = "cpu", quantization_bit: int | None = None):
     """The answering model; with a KB, a model that cannot load means retrieved passages, not a failure.
 
-    Quantization asked for on a machine that cannot do it is an error even then: the user chose it."""
+    The default model comes with the bundled prefix unless `no_prefix`. Quantization asked for on a machine
+    that cannot do it is an error even with a KB: the user chose it."""
     from language_model.models import check_quantization
-    from language_model.runtime import load_answering_model, try_load_answering_model
+    from language_model.runtime import load_answering_model, resolve_prefix, try_load_answering_model
 
+    prefix, bundled = resolve_prefix(base_model, prefix, no_prefix)
     if quantization_bit is not None:
         check_quantization(quantization_bit, device)
     say = lambda message: output.console.print(message)  # noqa: E731
-    options = {"prefix": prefix, "device": device, "progress": say, "quantization_bit": quantization_bit}
+    options = {"prefix": prefix, "prefix_optional": bundled, "device": device, "progress": say,
+               "quantization_bit": quantization_bit}
     with output.console.status("Loading the language model …"):
         if not fallback:
             return load_answering_model(base_model, models_dir, **options)

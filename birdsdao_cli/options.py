@@ -38,6 +38,9 @@ QuantizationOpt = Annotated[
 ]
 PrefixOpt = Annotated[
     Path | None,
-    typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N); "
-                 "weights/prefix is the bundled one of the default model.", show_default="none"),
+    typer.Option("--prefix", help="A prefix tuned with `birds ptune` (or an original ChatGLM2 checkpoint-N).",
+                 show_default="the bundled weights/prefix with the default model; none with --base-model"),
+]
+NoPrefixOpt = Annotated[
+    bool, typer.Option("--no-prefix", help="Answer with the base model alone, without the bundled prefix."),
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 from birdsdao.errors import InvalidInputError, OutputExistsError
 from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from data_prep.coco import CocoWriter
-from data_prep.images import LINK_MODES, Placed, probe_and_place, safe_stem, write_text, yolo_line
+from data_prep.images import CHECKS, LINK_MODES, Placed, probe_and_place, safe_stem, write_text, yolo_line
 from data_prep.selection import Selection, read_species_file, select_top
 from data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
 
@@ -37,12 +37,15 @@ class ConvertConfig:
     detector_conf: float = 0.25
     device: str | None = None
     link: str = "hardlink"
+    check: str = "decode"
     workers: int = 2
     overwrite: bool = False
 
     def validate(self, *, has_box_finder: bool = False) -> None:
         if self.link not in LINK_MODES:
             raise InvalidInputError(f"--link must be one of {', '.join(LINK_MODES)}, not {self.link!r}")
+        if self.check not in CHECKS:
+            raise InvalidInputError(f"--check must be one of {', '.join(CHECKS)}, not {self.check!r}")
         if self.boxes not in BOX_MODES:
             raise InvalidInputError(f"--boxes must be one of {', '.join(BOX_MODES)}, not {self.boxes!r}")
         if self.boxes == "detector" and self.detector is None and not has_box_finder:
@@ -182,7 +185,7 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
 
     With `class_ids`, the workers also write each image's full-frame label.
     """
-    tasks = _tasks(out, images, config.link, class_ids)
+    tasks = _tasks(out, images, config.link, config.check, class_ids)
     if config.workers == 1:
         for image, task in zip(images, tasks, strict=True):
             yield image, probe_and_place(*task)
@@ -198,7 +201,7 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
         pool.join()
 
 
-def _tasks(out: Path, images: list[SourceImage], link: str,
+def _tasks(out: Path, images: list[SourceImage], link: str, check: str,
            class_ids: dict[str, int] | None) -> Iterator[tuple[str, ...]]:
     used: set[tuple[str, str]] = set()
     for image in images:
@@ -212,7 +215,7 @@ def _tasks(out: Path, images: list[SourceImage], link: str,
         if class_ids is not None:
             label_file = str(out / "labels" / image.split / f"{stem}.txt")
             label_line = yolo_line(class_ids[image.species], FULL_BOX)
-        yield str(image.path), str(out / "images" / image.split), stem, link, label_file, label_line
+        yield str(image.path), str(out / "images" / image.split), stem, link, label_file, label_line, check
 
 
 def _probe_task(task: tuple[str, ...]) -> Placed:

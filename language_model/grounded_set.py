@@ -38,6 +38,10 @@ from language_model.tuning_set import (
 
 GROUNDED_FOLDER = DEFAULT_FOLDER / "grounded"
 PASSAGES = 3  # what `birds ask` and `identify` retrieve (k=3)
+# Descriptions are identify's main job, and their question names no fact: with as many refusals as
+# descriptions (the first tuning), the prefix refused every Chinese description. So each species gets three
+# descriptions per language (three sets of passages) and one refusal, in one language.
+DESCRIPTIONS_PER_LANGUAGE = 3
 PLAIN_SHARE_IN_THREE = 1  # one plain record in three is kept beside the grounded ones
 OTHER_BIRD_IN_THREE = 1  # one fact question in three has a passage of another bird among its passages
 # the card fields each fact question needs; "overview" is the page with the order, family and IUCN category
@@ -99,13 +103,18 @@ def describe_records(card: SpeciesCard) -> list[Record]:
     records = []
     for lang in LANGUAGES:
         passages = card_passages(card, lang)
-        fields: list[str] = []
-        for field in _pick(list(passages), len(passages), f"{card.dataset_name}|describe|{lang}"):
-            if len(_chunks(passages, fields + [field])) <= PASSAGES:
-                fields.append(field)
-        context = _chunks(passages, fields)
         text = describe_question(bird, lang)
-        records.append(record(grounded_question(context, text, lang), description(card, fields, lang)))
+        seen: set[tuple[str, ...]] = set()
+        for variant in range(DESCRIPTIONS_PER_LANGUAGE):
+            fields: list[str] = []
+            for field in _pick(list(passages), len(passages), f"{card.dataset_name}|describe|{lang}|{variant}"):
+                if len(_chunks(passages, fields + [field])) <= PASSAGES:
+                    fields.append(field)
+            if tuple(fields) in seen:  # a card with few fields has fewer distinct sets
+                continue
+            seen.add(tuple(fields))
+            records.append(record(grounded_question(_chunks(passages, fields), text, lang),
+                                  description(card, fields, lang)))
     return records
 
 
@@ -135,9 +144,9 @@ def fact_records(card: SpeciesCard, other: SpeciesCard) -> list[Record]:
 
 
 def no_answer_records(card: SpeciesCard) -> list[Record]:
-    """Per language, a fact question with every passage but the one that answers it."""
+    """A fact question with passages of the bird but not the one that answers it, in one language (by hash)."""
     records = []
-    for lang in LANGUAGES:
+    for lang in [LANGUAGES[stable_index(f"{card.dataset_name}|missing", len(LANGUAGES))]]:
         passages = card_passages(card, lang)
         askable = [t for t in ANSWERS if all(field in passages for field in FIELDS_FOR[t])]
         if not askable:

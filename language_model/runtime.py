@@ -1,10 +1,9 @@
 """A language model ready to answer: base, optional tuned prefix, CPU speed-ups; loaded once per process.
 
 `BUNDLED_PREFIX` (weights/prefix/, made by weights/make_prefix.sh) is the P-Tuning v2 prefix of the
-default model, tuned on the bundled bird Q&A as the original tuned ChatGLM2: a question in, a
-description out, no retrieved passages. It is applied only when asked for (`--prefix weights/prefix`):
-on the retrieval-grounded prompts `birds ask` and `birds identify` use, the base model alone stays
-closer to the passages (weights/prefix/README.md has the measurements).
+default model, tuned as the original tuned ChatGLM2 but on the prompts this project sends: retrieved
+card passages, then the question (data/ptune/grounded). The default model answers with it unless told
+otherwise (`--no-prefix`); weights/prefix/README.md has the measurements.
 """
 
 from __future__ import annotations
@@ -18,10 +17,31 @@ from language_model.models import LoadedModel, Progress, load_model
 BUNDLED_PREFIX = Path(__file__).resolve().parents[1] / "weights" / "prefix"
 
 
+def resolve_prefix(base_model: str | os.PathLike | None, prefix: str | os.PathLike | None,
+                   no_prefix: bool = False) -> tuple[Path | None, bool]:
+    """(the prefix to apply, whether it is the bundled default): the one asked for; none with `no_prefix`;
+    else the bundled prefix when the base is the default model it was tuned on."""
+    from birdsdao.errors import InvalidInputError
+    from language_model.ptune import PREFIX_MARKER
+
+    if no_prefix:
+        if prefix is not None:
+            raise InvalidInputError("--prefix and --no-prefix contradict each other")
+        return None, False
+    if prefix is not None:
+        return Path(prefix), False
+    if base_model is None and (BUNDLED_PREFIX / PREFIX_MARKER).is_file():
+        return BUNDLED_PREFIX, True
+    return None, False
+
+
 def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path, *, prefix: Path | None = None,
                          device: str = "cpu", fast: bool = True, progress: Progress | None = None,
-                         quantization_bit: int | None = None) -> LoadedModel:
+                         quantization_bit: int | None = None, prefix_optional: bool = False) -> LoadedModel:
     """The base model (converted on first use), its prefix applied, and on CPU the bf16/int8 speed-up.
+
+    `prefix_optional` (the bundled default): a prefix that does not fit this base is left out with a message
+    instead of failing, since nobody asked for it.
 
     The speed-up measured 2.6× faster generation at unchanged BLEU/ROUGE (bench/llm.py); `fast=False`
     keeps float32 for exact reproduction.
@@ -41,9 +61,15 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
         hf_logging.enable_progress_bar()
     model = loaded.model
     if prefix is not None:
-        from language_model.ptune import load_prefix
+        from language_model.ptune import PrefixMismatchError, load_prefix
 
-        model = load_prefix(loaded, Path(prefix))
+        try:
+            model = load_prefix(loaded, Path(prefix))
+        except PrefixMismatchError as exc:
+            if not prefix_optional:
+                raise
+            if progress:
+                progress(f"Answering without the bundled prefix: {exc}")
     if fast and device == "cpu" and quantization_bit is None:
         from language_model.speed import speed_up_for_cpu
 

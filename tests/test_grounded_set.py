@@ -55,10 +55,13 @@ def test_prompts_are_the_askers_own(cards):
 
 def test_descriptions_say_only_what_their_passages_say(cards):
     for name in ("HOUSE FINCH", "BANANAQUIT", "INCA TERN"):
-        en, zh = describe_records(cards[name])  # in the order of knowledge.species_cards.LANGUAGES
+        rows = describe_records(cards[name])
+        assert len(rows) == 6  # three sets of passages a language
+        en, zh = rows[0], rows[3]  # in the order of knowledge.species_cards.LANGUAGES
+        assert len({row["instruction"] for row in rows}) == 6
         assert zh["instruction"].endswith(f"问题：请告诉我些关于{cards[name].chinese_name}的知识吧？")
         assert en["instruction"].endswith(f"Question: Tell me about the {cards[name].english_name}.")
-        for row, separator in ((zh, "："), (en, ": ")):
+        for row, separator in [(row, ": ") for row in rows[:3]] + [(row, "：") for row in rows[3:]]:
             given = " ".join(passages_of(row["instruction"]))
             facts = [part.split(separator, 1)[1] for part in passages_of(row["instruction"]) if separator in part]
             for fact in facts:  # every field passage given is in the description, word for word
@@ -78,7 +81,7 @@ def test_each_fact_answer_is_in_its_passages_and_refusals_lack_them(cards):
         answer = row["output"].removeprefix(card.chinese_name)  # the zh diet answer names the bird first
         assert answer[:40] in given or "IUCN" in row["output"], row
     refusals = no_answer_records(card)
-    assert sorted(row["output"] for row in refusals) == sorted(CANNOT_ANSWER.values())
+    assert len(refusals) == 1 and refusals[0]["output"] in CANNOT_ANSWER.values()
     for row in refusals:  # the passage that would answer is not among those given
         asked = row["instruction"].rsplit("\n", 1)[1]
         answerable = [fact for fact in facts if fact["instruction"].endswith(asked)]

@@ -45,3 +45,35 @@ def test_probing_ignores_the_ultralytics_pillow_patch(tmp_path):
     (tmp_path / "out").mkdir()
     placed = probe_and_place(str(notes), str(tmp_path / "out"), "notes", "copy")
     assert (placed.ok, placed.reason) == (False, "not an image Pillow can read")
+
+
+def damaged_copies(folder, seed=3):
+    """A good JPEG; one cut short; two whose header and end marker are intact: a stray start-of-image marker
+    inside the picture data, and no picture data at all."""
+    good = jpeg_bytes(256, 192, seed=seed)
+    middle = len(good) // 2
+    copies = {"good": good, "cut": good[: len(good) * 2 // 3], "scrambled": good[:middle] + b"\xff\xd8" + good[middle:],
+              "empty": good[: good.index(b"\xff\xda")] + good[-2:]}
+    for name, data in copies.items():
+        (folder / f"{name}.jpg").write_bytes(data)
+    return {name: str(folder / f"{name}.jpg") for name in copies}
+
+
+def test_the_header_check_catches_truncation_and_the_decode_check_catches_damage_too(tmp_path):
+    files = damaged_copies(tmp_path)
+    outcomes = {}
+    for check in ("decode", "header"):
+        out = tmp_path / check
+        out.mkdir()
+        outcomes[check] = {name: probe_and_place(path, str(out), name, "copy", check=check)
+                           for name, path in files.items()}
+    for check, placed in outcomes.items():
+        assert placed["good"].ok and (placed["good"].width, placed["good"].height) == (256, 192)
+        assert not placed["cut"].ok and placed["cut"].reason.startswith("corrupt image"), check
+    for damaged in ("scrambled", "empty"):
+        assert not outcomes["decode"][damaged].ok, damaged  # a decode meets the damage …
+        assert outcomes["header"][damaged].ok, damaged  # … the header check, by design, does not
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10_000, 10_000)).save(bomb)
+    refused = probe_and_place(str(bomb), str(tmp_path / "header"), "bomb", "copy", check="header")
+    assert refused.reason.startswith("refused as a decompression bomb")

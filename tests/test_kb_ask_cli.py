@@ -150,3 +150,8 @@ def test_quantization_on_a_cpu_is_an_error_even_where_a_broken_model_would_fall_
                      "--quantization-bit", "4", "--json")
         assert result.exit_code == 2, result.output
         assert "--quantization-bit 4 needs a CUDA GPU" in result.output and result.stdout == ""
+
+
+def test_prefix_and_no_prefix_together_are_refused(tmp_path):
+    result = run("ask", "barn swallow", "--no-kb", "--prefix", str(tmp_path), "--no-prefix")
+    assert result.exit_code == 2 and "contradict" in result.output

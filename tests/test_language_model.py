@@ -351,3 +351,34 @@ def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(ge
     assert not hasattr(plain.model, "peft_config")
     assert tuned.model.peft_config["default"].num_virtual_tokens == 32
     assert answer(plain) != answer(tuned)
+    # tuned on grounded prompts: given a held-out bird's passages, it answers from them
+    from knowledge.answer import grounded_question
+
+    passages = ["姬鹬（Jack Snipe，Lymnocryptes minimus） 繁殖：在沼泽中的草丛里营地面巢。",
+                "姬鹬（Jack Snipe，Lymnocryptes minimus） 食性：在软泥中探食昆虫及其幼虫、蠕虫和小螺，也吃一些种子。"]
+    assert "在软泥中探食昆虫" in answer(tuned, grounded_question(passages, "姬鹬平时吃些什么？", "zh"))
+
+
+def test_the_bundled_prefix_is_the_default_of_the_default_model_only(tmp_path):
+    from birdsdao.errors import InvalidInputError
+    from language_model.runtime import BUNDLED_PREFIX, resolve_prefix
+
+    assert resolve_prefix(None, None) == (BUNDLED_PREFIX, True)
+    assert resolve_prefix("/models/qwen", None) == (None, False)  # tuned on Gemma: never put on another base
+    assert resolve_prefix(None, None, no_prefix=True) == (None, False)
+    assert resolve_prefix(None, tmp_path) == (tmp_path, False)
+    with pytest.raises(InvalidInputError, match="contradict"):
+        resolve_prefix(None, tmp_path, no_prefix=True)
+
+
+def test_a_default_prefix_that_does_not_fit_gives_way_but_an_asked_for_one_fails(tiny_model_dir, tmp_path):
+    from language_model.ptune import PrefixMismatchError
+    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
+
+    said = []
+    loaded = load_answering_model(tiny_model_dir, tmp_path / "models", prefix=BUNDLED_PREFIX, prefix_optional=True,
+                                  fast=False, progress=said.append)
+    assert type(loaded.model).__name__ == "LlamaForCausalLM"  # the base alone, no peft wrapper
+    assert any("without the bundled prefix" in line for line in said)
+    with pytest.raises(PrefixMismatchError):
+        load_answering_model(tiny_model_dir, tmp_path / "models", prefix=BUNDLED_PREFIX, fast=False)

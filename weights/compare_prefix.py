@@ -1,10 +1,12 @@
 """The bundled prefix against the base model alone, on the same inputs, in one run.
 
-    python weights/compare_prefix.py [--part heldout|grounded|both] [--samples 24] [--show 4]
+    python weights/compare_prefix.py [--part heldout|grounded-dev|grounded|all] [--samples 24] [--show 4]
 
 heldout: `birds ptune`'s own evaluation (eval_loss; greedy answers, BLEU-4 and ROUGE-1/2/L on jieba
     tokens against the reference) on the first N records of data/ptune/dev.json, species the tuning never
-    saw: the prompt format the prefix was tuned on (a question in, a description out).
+    saw: bare questions (`birds ask --no-kb`).
+grounded-dev: the same evaluation on the first N records of data/ptune/grounded/dev.json: the grounded
+    prompts of the held-out species, with the references the grounded set gives them.
 grounded: the prompts `birds ask` and `birds identify` build (retrieved card passages, then the
     question): answers to 12 answerable card questions of data/retrieval_gold.jsonl and descriptions of 6
     held-out species in Chinese and English, scored by their overlap with the retrieved passages (BLEU-4,
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "weights" / "prefix" / "comparison.json"
 
 
-def heldout(samples: int, show: int) -> dict:
+def heldout(samples: int, show: int, dev: Path, source: int = 64, target: int = 96) -> dict:
     from birdsdao.settings import load_settings
     from language_model.models import load_model
     from language_model.ptune import PtuneConfig, evaluate, load_prefix
@@ -36,14 +38,13 @@ def heldout(samples: int, show: int) -> dict:
     from language_model.runtime import BUNDLED_PREFIX
 
     marker = json.loads((BUNDLED_PREFIX / "birds_prefix.json").read_text(encoding="utf-8"))
-    dev = ROOT / "data" / "ptune" / "dev.json"
     records = read_examples(dev)[0][:samples]
     config = PtuneConfig(data=dev, output=Path(os.devnull), pre_seq_len=marker["pre_seq_len"],
-                         max_source_length=64, max_target_length=96)
+                         max_source_length=source, max_target_length=target)
     loaded = load_model(None, load_settings().models_dir)
     base_scores, base_rows = evaluate(loaded.model, loaded, records, config)
     tuned_scores, tuned_rows = evaluate(load_prefix(loaded, BUNDLED_PREFIX), loaded, records, config)
-    print(f"held-out: {len(records)} validation records")
+    print(f"{dev.relative_to(ROOT)}: {len(records)} validation records")
     print(f"{'':10} {'base':>8} {'prefix':>8}")
     for key in ("eval_loss", "bleu-4", "rouge-1", "rouge-2", "rouge-l"):
         print(f"{key:10} {base_scores[key]:>8.2f} {tuned_scores[key]:>8.2f}")
@@ -121,16 +122,19 @@ def grounded() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("heldout", "grounded", "both"), default="both")
+    parser.add_argument("--part", choices=("heldout", "grounded-dev", "grounded", "all"), default="all")
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--show", type=int, default=4)
     args = parser.parse_args()
     result = json.loads(OUT.read_text(encoding="utf-8")) if OUT.is_file() else {}
     if "answers" in result:  # the first version kept the held-out part at the top level
         result = {"heldout": {key: result[key] for key in ("samples", "base", "prefix", "answers")}}
-    if args.part in ("heldout", "both"):
-        result["heldout"] = heldout(args.samples, args.show)
-    if args.part in ("grounded", "both"):
+    if args.part in ("heldout", "all"):
+        result["heldout"] = heldout(args.samples, args.show, ROOT / "data" / "ptune" / "dev.json")
+    if args.part in ("grounded-dev", "all"):  # the lengths make_prefix.sh tunes and validates with
+        result["grounded_dev"] = heldout(args.samples, args.show, ROOT / "data" / "ptune" / "grounded" / "dev.json",
+                                         source=320, target=160)
+    if args.part in ("grounded", "all"):
         result["grounded"] = grounded()
     OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"\n{OUT}")

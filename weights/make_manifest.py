@@ -132,13 +132,15 @@ def add_prefix() -> None:
         path = prefix / name
         manifest["files"][f"prefix/{name}"] = {"path": f"prefix/{name}", "sha256": sha256(path),
                                                "bytes": path.stat().st_size}
+    commands = recipe("make_prefix.sh")
+    validation = commands[0].split("--val-data ", 1)[1].split()[0] if "--val-data " in commands[0] else "DATA"
     manifest["prefix"] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "base_model": marker["base_model"], "base_fingerprint": marker["base_fingerprint"],
         "pre_seq_len": marker["pre_seq_len"], "prefix_projection": marker["prefix_projection"],
-        "commands": recipe("make_prefix.sh"),
+        "commands": commands,
         "data": {"train_records": result["train_examples"], "validation_records": result["val_examples"],
-                 "validation": "data/ptune/dev.json: species held out of the training records"},
+                 "validation": f"the first records of {validation}: species held out of the training records"},
         "train_results": result["train"],
         "validation_metrics": result["eval"],
     }

@@ -85,14 +85,15 @@ def detector():
 
 def answering_model():
     """(model, None), or (None, why it did not load)."""
-    from language_model.runtime import try_load_answering_model
+    from language_model.runtime import resolve_prefix, try_load_answering_model
 
     cfg = config()
     if cfg.no_llm:
         return None, t("no_llm_mode")
-    key = ("model", cfg.base_model, cfg.prefix, str(cfg.settings.models_dir))
+    prefix, bundled = resolve_prefix(cfg.base_model, cfg.prefix, cfg.no_prefix)
+    key = ("model", cfg.base_model, str(prefix), str(cfg.settings.models_dir))
     return once(key, t("loading_model"), lambda say: try_load_answering_model(
-        cfg.base_model, cfg.settings.models_dir, prefix=cfg.prefix, progress=say))
+        cfg.base_model, cfg.settings.models_dir, prefix=prefix, prefix_optional=bundled, progress=say))
 
 
 def prepare_kb(name: str) -> None:

@@ -15,6 +15,7 @@ from birdsdao_cli.options import (
     ChromaPortOpt,
     EmbeddingModelOpt,
     JsonOpt,
+    NoPrefixOpt,
     PrefixOpt,
     QuantizationOpt,
 )
@@ -35,6 +36,7 @@ def ask(
                                          "answer.")] = False,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
+    no_prefix: NoPrefixOpt = False,
     quantization_bit: QuantizationOpt = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy, reproducible.")] = 0.0,
@@ -84,8 +86,8 @@ def ask(
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
     if not no_llm:
-        asker.model = load_model(base_model, prefix, device, settings.models_dir, fallback=not no_kb,
-                                 quantization_bit=quantization_bit)
+        asker.model = load_model(settings.models_dir, fallback=not no_kb, base_model=base_model, prefix=prefix,
+                                 no_prefix=no_prefix, device=device, quantization_bit=quantization_bit)
     if question is not None:
         _answer_once(asker, question, json_out)
     elif json_out:

@@ -16,6 +16,7 @@ from birdsdao_cli.options import (
     ChromaHostOpt,
     ChromaPortOpt,
     JsonOpt,
+    NoPrefixOpt,
     PrefixOpt,
     QuantizationOpt,
 )
@@ -44,6 +45,7 @@ def identify(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
+    no_prefix: NoPrefixOpt = False,
     quantization_bit: QuantizationOpt = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 160,
     chroma_host: ChromaHostOpt = None,
@@ -88,7 +90,8 @@ def identify(
         raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
     descriptions = []
     if not no_describe:
-        model = None if no_llm else (base_model, prefix, quantization_bit, llm_device)
+        model = None if no_llm else {"base_model": base_model, "prefix": prefix, "no_prefix": no_prefix,
+                                     "quantization_bit": quantization_bit, "device": llm_device}
         descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
                                  chroma_port, json_out)
     if json_out:
@@ -125,7 +128,7 @@ def _show_photo(result, lang: str) -> None:
 
 
 def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
-    """`model_choice`: (base model, prefix, quantization bits, torch device), or None for the cards' own text."""
+    """`model_choice`: `answers.load_model`'s options, or None for the cards' own text."""
     from knowledge.service import StoreAddress, get_info, prepare
     from language_model.generate import GenerationSettings
     from recognition.identify import describe
@@ -139,8 +142,7 @@ def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, js
     get_info(address, kb)
     model = None
     if model_choice is not None:
-        base_model, prefix, bits, device = model_choice
-        model = load_model(base_model, prefix, device, settings.models_dir, fallback=True, quantization_bit=bits)
+        model = load_model(settings.models_dir, fallback=True, **model_choice)
     descriptions = []
     for bird, answer, stream in describe(birds, address, kb, lang, model,
                                          GenerationSettings(max_new_tokens=max_new_tokens)):

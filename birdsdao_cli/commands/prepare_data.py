@@ -18,6 +18,11 @@ class BoxMode(StrEnum):
     detector = "detector"
 
 
+class CheckMode(StrEnum):
+    decode = "decode"
+    header = "header"
+
+
 class LinkMode(StrEnum):
     hardlink = "hardlink"
     symlink = "symlink"
@@ -44,6 +49,10 @@ def prepare_data(
     ] = 0.25,
     link: Annotated[LinkMode, typer.Option("--link", help="How images enter OUT; a hard link that cannot be made "
                                            "(another disk) becomes a copy.")] = LinkMode.hardlink,
+    check: Annotated[CheckMode, typer.Option("--check", help="decode: decode every image, so a damaged one is "
+                                             "skipped now, not met in training; header: read headers and end "
+                                             "markers only (as ultralytics checks), several times faster.")]
+    = CheckMode.decode,
     workers: WorkersOpt = 2,
     device: DeviceOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
@@ -66,7 +75,7 @@ def prepare_data(
 
     config = ConvertConfig(
         source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes.value,
-        detector=detector, detector_conf=detector_conf, device=device, link=link.value, workers=workers,
+        detector=detector, detector_conf=detector_conf, device=device, link=link.value, check=check.value, workers=workers,
         overwrite=overwrite,
     )
     with output.progress_bar("Converting images") as progress:

@@ -17,6 +17,7 @@ from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
     ChromaPortOpt,
+    NoPrefixOpt,
     PrefixOpt,
 )
 
@@ -30,6 +31,7 @@ def ui(
                                                  show_default="the bundled one")] = None,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
+    no_prefix: NoPrefixOpt = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="No language model: descriptions and answers are the "
                                          "retrieved text (starts and answers in seconds).")] = False,
     chroma_host: ChromaHostOpt = None,
@@ -51,6 +53,8 @@ def ui(
     if importlib.util.find_spec("streamlit") is None:
         raise MissingDependencyError("birds ui needs Streamlit, which is not installed",
                                      hint='pip install "birdsdao[ui]"')
+    if prefix is not None and no_prefix:
+        raise InvalidInputError("--prefix and --no-prefix contradict each other")
     for path, flag in ((weights, "--weights"), (prefix, "--prefix")):
         if path is not None and not path.exists():
             raise InvalidInputError(f"{flag} {path}: no such file or folder")
@@ -58,7 +62,8 @@ def ui(
     from birdsdao.ui.config import UiConfig
 
     config = UiConfig(settings=ctx.obj["settings"], weights=str(weights.resolve()) if weights else None,
-                      base_model=base_model, prefix=str(prefix.resolve()) if prefix else None, no_llm=no_llm,
+                      base_model=base_model, prefix=str(prefix.resolve()) if prefix else None, no_prefix=no_prefix,
+                      no_llm=no_llm,
                       chroma_host=chroma_host, chroma_port=chroma_port if chroma_host else None)
     app = Path(importlib.util.find_spec("birdsdao.ui").origin).parent / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
