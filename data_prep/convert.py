@@ -203,9 +203,20 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
 
 def _tasks(out: Path, images: list[SourceImage], link: str, check: str,
            class_ids: dict[str, int] | None) -> Iterator[tuple[str, ...]]:
+    """One worker task per image. String work only, with what repeats computed once: on the full dataset
+    this loop runs 90,000 times in the parent, which every worker waits on."""
+    images_dir = {split: str(out / "images" / split) for split in OUTPUT_SPLITS}
+    labels_dir = {split: str(out / "labels" / split) for split in OUTPUT_SPLITS}
+    species_stem: dict[str, str] = {}
+    label_lines: dict[str, str] = {}
     used: set[tuple[str, str]] = set()
     for image in images:
-        stem = base = f"{safe_stem(image.species)}-{safe_stem(Path(image.rel).stem)}"
+        if image.species not in species_stem:
+            species_stem[image.species] = safe_stem(image.species)
+            if class_ids is not None:
+                label_lines[image.species] = yolo_line(class_ids[image.species], FULL_BOX)
+        file_stem = os.path.splitext(image.rel.rsplit("/", 1)[-1])[0]
+        stem = base = f"{species_stem[image.species]}-{safe_stem(file_stem)}"
         number = 1
         while (image.split, stem) in used:  # `a b.jpg` and `a_b.jpg` would otherwise collide
             number += 1
@@ -213,9 +224,9 @@ def _tasks(out: Path, images: list[SourceImage], link: str, check: str,
         used.add((image.split, stem))
         label_file = label_line = ""
         if class_ids is not None:
-            label_file = str(out / "labels" / image.split / f"{stem}.txt")
-            label_line = yolo_line(class_ids[image.species], FULL_BOX)
-        yield str(image.path), str(out / "images" / image.split), stem, link, label_file, label_line, check
+            label_file = f"{labels_dir[image.split]}{os.sep}{stem}.txt"
+            label_line = label_lines[image.species]
+        yield image.path, images_dir[image.split], stem, link, label_file, label_line, check
 
 
 def _probe_task(task: tuple[str, ...]) -> Placed:

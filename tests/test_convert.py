@@ -37,6 +37,17 @@ def test_converts_the_tree_into_yolo_and_coco(birds_tree, tmp_path):
     assert json.loads((out / "report.json").read_text())["images"] == report.images
 
 
+def test_the_header_check_writes_the_same_dataset_and_skips_the_same_broken_files(birds_tree, tmp_path):
+    decoded = convert(birds_tree, tmp_path / "decoded", classes=6)
+    checked = convert(birds_tree, tmp_path / "header", classes=6, check="header")
+    assert checked.images == decoded.images and checked.config["check"] == "header"
+    assert [item["path"] for item in checked.skipped] == [item["path"] for item in decoded.skipped]
+    for split in ("train", "val", "test"):
+        assert read_labels(tmp_path / "header", split) == read_labels(tmp_path / "decoded", split)
+        assert (tmp_path / "header" / f"annotations/instances_{split}.json").read_text() == (
+            tmp_path / "decoded" / f"annotations/instances_{split}.json").read_text()
+
+
 def test_labels_and_coco_boxes_match_the_real_image_sizes(birds_tree, tmp_path):
     from pycocotools.coco import COCO
 
@@ -205,6 +216,8 @@ def test_bad_options_are_refused(birds_tree, tmp_path):
         convert(birds_tree, tmp_path / "out", boxes="detector")
     with pytest.raises(InvalidInputError, match="--link must be one of"):
         convert(birds_tree, tmp_path / "out", link="teleport")
+    with pytest.raises(InvalidInputError, match="--check must be one of"):
+        convert(birds_tree, tmp_path / "out", check="glance")
     with pytest.raises(InvalidInputError, match="OUT must differ"):
         convert(birds_tree, birds_tree, overwrite=True)
     assert (birds_tree / "birds.csv").exists()
