@@ -5,7 +5,7 @@ In one run, on the same photos (the mini BIRDS-525 valid photos, or generated on
     onnxruntime, and the unpruned sparse-trained weights in PyTorch, as ratios to the unpruned;
   * `birds identify PHOTO --no-describe` as a new process: wall time and peak memory (target ≤ 3 s, ≤ 1.5 GB);
   * `birds identify PHOTO` with a description: time until the first description character, from the card
-    text (--no-llm) and from the default language model, alone and with the bundled prefix.
+    text (--no-llm) and from the default language model, alone (--no-prefix) and with the bundled prefix.
 
     python bench/identify.py [--weights PRUNED.pt] [--unpruned SPARSE.pt] [--photos 40]
 
@@ -120,11 +120,10 @@ def main() -> None:
         wall, peak, _ = child(["identify", str(paths[0]), "--no-describe", *weights_args])
         anyway = ["--certain", "0", "--conf", "0.001"]  # describe whatever the demonstration detector finds
         token = first_token(["identify", str(paths[0]), "--no-llm", *weights_args, *anyway])
-        # the default language model alone (the default), and with the bundled prefix
+        # the default language model alone, and with the bundled prefix (the default)
         tokens_llm = {label: [first_token(["identify", str(paths[0]), *weights_args, *anyway, *extra])
                               for _ in range(args.repeat)]
-                      for label, extra in (("base model", []),
-                                           ("bundled prefix", ["--prefix", str(ROOT / "weights" / "prefix")]))}
+                      for label, extra in (("base model", ["--no-prefix"]), ("bundled prefix", []))}
     base = statistics.median(next(iter(rows.values())))
     print(f"{os.cpu_count()} CPU cores; {len(images)} photos; detector {pruned.name}")
     print(f"{'':18} {'p50 ms':>7} {'p95 ms':>7} {'speed ×':>8}")

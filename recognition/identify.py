@@ -97,12 +97,40 @@ def describe(birds: list[Bird], address, kb_name: str, lang: str, model, setting
     from knowledge.builtin import is_builtin
     from knowledge.service import embedder_for
 
-    embedder = None if is_builtin(kb_name) else embedder_for(address, kb_name, None)
+    own_card = is_builtin(kb_name)
+    embedder = None if own_card else embedder_for(address, kb_name, None)
     for bird in birds:
         asker = Asker(retrieve=card_retriever(address, kb_name, embedder, bird.species, lang), model=model,
                       settings=settings)
         answer, stream = asker.ask(describe_question(bird, lang))
-        yield bird, answer, stream
+        yield bird, answer, (passages_not_refusal(answer, stream) if own_card else stream)
+
+
+def passages_not_refusal(answer, stream: Iterator[str]) -> Iterator[str]:
+    """A description drawn from the bird's own card cannot lack an answer, so the model saying "the known
+    information cannot answer this" is the small model failing: the card's passages are shown instead,
+    labelled as retrieved text (as with --no-llm). Text that could still become the refusal is held back,
+    so the refusal itself is never shown; any other answer streams as it comes."""
+    from knowledge.answer import CANNOT_ANSWER, retrieved_text
+
+    refusal = CANNOT_ANSWER[answer.lang]
+    held = ""
+    for piece in stream:
+        if held is None:
+            yield piece
+            continue
+        held += piece
+        if not refusal.startswith(held.lstrip()):
+            yield held
+            held = None
+    if held is None:
+        return
+    if answer.mode == "grounded" and held.strip().rstrip("。.") == refusal.rstrip("。."):
+        answer.mode = "retrieved"
+        answer.text = retrieved_text(answer.hits, answer.lang)
+        yield answer.text
+    elif held:
+        yield held
 
 
 def card_retriever(address, kb_name: str, embedder, species: str | None, lang: str, k: int = 3):
