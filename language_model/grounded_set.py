@@ -32,8 +32,16 @@ from knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 from knowledge.splitter import split_text
 from knowledge.store import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from language_model.tuning_set import (
-    ANSWERS, DEFAULT_FOLDER, Record, _write_text, build_tuning_set, is_dev_species, labelled, question, record,
-    records_json, stable_index,
+    ANSWERS,
+    DEFAULT_FOLDER,
+    Record,
+    build_tuning_set,
+    is_dev_species,
+    labelled,
+    question,
+    record,
+    stable_index,
+    write_split,
 )
 
 GROUNDED_FOLDER = DEFAULT_FOLDER / "grounded"
@@ -178,12 +186,7 @@ def build_grounded_set(cards: dict[str, SpeciesCard] | None = None) -> tuple[lis
 
 
 def write_grounded_set(folder: Path = GROUNDED_FOLDER) -> dict[str, list[Record]]:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    train, dev = build_grounded_set()
-    for stem, rows in (("train", train), ("dev", dev)):
-        _write_text(folder / f"{stem}.json", records_json(rows))
-    return {"train": train, "dev": dev}
+    return write_split(folder, *build_grounded_set())
 
 
 def _main(argv: list[str]) -> int:

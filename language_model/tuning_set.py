@@ -226,14 +226,17 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(partial, path)  # a reader never sees half a file
 
 
-def write_tuning_set(folder: Path = DEFAULT_FOLDER) -> dict[str, list[Record]]:
+def write_split(folder: Path, train: list[Record], dev: list[Record]) -> dict[str, list[Record]]:
     """Write `train.json` and `dev.json` into `folder`; returns the records by file stem."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    train, dev = build_tuning_set()
     for stem, records in (("train", train), ("dev", dev)):
         _write_text(folder / f"{stem}.json", records_json(records))
     return {"train": train, "dev": dev}
+
+
+def write_tuning_set(folder: Path = DEFAULT_FOLDER) -> dict[str, list[Record]]:
+    return write_split(folder, *build_tuning_set())
 
 
 def is_chinese(record: Record) -> bool:

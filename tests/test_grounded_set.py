@@ -11,7 +11,12 @@ import pytest
 from knowledge.answer import CANNOT_ANSWER, grounded_question
 from knowledge.species_cards import bundled_cards
 from language_model.grounded_set import (
-    PASSAGES, build_grounded_set, card_passages, describe_records, fact_records, no_answer_records,
+    PASSAGES,
+    build_grounded_set,
+    card_passages,
+    describe_records,
+    fact_records,
+    no_answer_records,
 )
 from language_model.tuning_set import is_dev_species, records_json
 

@@ -203,7 +203,8 @@ def test_a_refused_description_becomes_the_cards_passages_and_other_answers_stre
 
     answer, shown = run(["根据已知", "信息无法回答", "该问题。"])
     assert answer.mode == "retrieved" and "根据已知" not in "".join(shown)  # the refusal is never shown
-    assert shown == [answer.text] and "种子、花芽和果实" in answer.text and answer.text.startswith("（以下为检索到的原文")
+    assert shown == [answer.text] and "种子、花芽和果实" in answer.text
+    assert answer.text.startswith("（以下为检索到的原文")
     answer, shown = run([" The known information", " cannot answer this."], lang="en")
     assert answer.mode == "retrieved" and "Retrieved text" in shown[0]
     answer, shown = run(["根据已知", "资料，家朱雀", "吃种子。"])  # starts like a refusal, is not one

@@ -75,8 +75,8 @@ def prepare_data(
 
     config = ConvertConfig(
         source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes.value,
-        detector=detector, detector_conf=detector_conf, device=device, link=link.value, check=check.value, workers=workers,
-        overwrite=overwrite,
+        detector=detector, detector_conf=detector_conf, device=device, link=link.value, check=check.value,
+        workers=workers, overwrite=overwrite,
     )
     with output.progress_bar("Converting images") as progress:
         report = convert_dataset(config, progress=progress)
