@@ -70,7 +70,11 @@ def copy_tree(flags: str, src: Path, dst: Path) -> float:
 
 
 def convert_in_child(src: Path, out: Path, classes: int, workers: int, check: str) -> dict:
-    """One conversion in a fresh interpreter; returns its report figures and peak RSS."""
+    """One conversion in a fresh interpreter; returns its report figures and peak RSS.
+
+    The previous run's output is removed first, untimed: with --overwrite the conversion would delete it
+    (120,000 entries) inside its own time."""
+    shutil.rmtree(out, ignore_errors=True)
     result = subprocess.run(
         [sys.executable, __file__, "--child", str(src), str(out), str(classes), str(workers), check],
         check=True, capture_output=True, text=True,
