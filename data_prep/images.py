@@ -19,8 +19,8 @@ SUFFIX_FOR_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".web
 LINK_MODES = ("hardlink", "symlink", "copy")
 # decode: every image decoded (JPEG at 1/8 scale, which still reads every byte of its stream);
 # header: Pillow reads the header (format, size, EXIF) and verifies what it can without decoding (a PNG's
-# checksums, a JPEG's end marker), as ultralytics' own dataset check does: several times faster, but a
-# JPEG damaged in the middle of its data passes.
+# checksums, a JPEG's end marker), as ultralytics' own dataset check does: no decoding CPU, but a JPEG
+# damaged in the middle of its data passes.
 CHECKS = ("decode", "header")
 _JPEG_END = b"\xff\xd9"
 # EXIF orientations that turn the picture a quarter: width and height swap on display.

@@ -51,7 +51,7 @@ def prepare_data(
                                            "(another disk) becomes a copy.")] = LinkMode.hardlink,
     check: Annotated[CheckMode, typer.Option("--check", help="decode: decode every image, so a damaged one is "
                                              "skipped now, not met in training; header: read headers and end "
-                                             "markers only (as ultralytics checks), several times faster.")]
+                                             "markers only (as ultralytics checks), no decoding CPU.")]
     = CheckMode.decode,
     workers: WorkersOpt = 2,
     device: DeviceOpt = None,
