@@ -155,3 +155,8 @@ def test_quantization_on_a_cpu_is_an_error_even_where_a_broken_model_would_fall_
 def test_prefix_and_no_prefix_together_are_refused(tmp_path):
     result = run("ask", "barn swallow", "--no-kb", "--prefix", str(tmp_path), "--no-prefix")
     assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_ui_refuses_prefix_and_no_prefix_together(tmp_path):
+    result = run("ui", "--prefix", str(tmp_path), "--no-prefix")
+    assert result.exit_code == 2 and "contradict" in result.output

@@ -53,8 +53,9 @@ def ui(
     if importlib.util.find_spec("streamlit") is None:
         raise MissingDependencyError("birds ui needs Streamlit, which is not installed",
                                      hint='pip install "birdsdao[ui]"')
-    if prefix is not None and no_prefix:
-        raise InvalidInputError("--prefix and --no-prefix contradict each other")
+    from language_model.runtime import resolve_prefix  # light: no torch
+
+    resolve_prefix(base_model, prefix, no_prefix)  # contradictory options fail here, not in the server
     for path, flag in ((weights, "--weights"), (prefix, "--prefix")):
         if path is not None and not path.exists():
             raise InvalidInputError(f"{flag} {path}: no such file or folder")
