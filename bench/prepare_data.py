@@ -7,8 +7,11 @@ times, as medians over --repeats runs:
   * `cp -a SRC DST`: copies the tree, creating one new file per image, as a converter must for
     its label files;
   * the conversion of every species (the files cp sees) with each image check (`--check decode`, the
-    default, and `--check header`), and of the default 161,
-each conversion in a fresh process so its peak memory (RSS of the largest process) can be read.
+    default, and `--check header`), with header checks and a label file each (`--labels write`) instead
+    of the default links, and of the default 161,
+  * decoding alone: every image decoded as `--check decode` does, in as many processes, writing nothing:
+    the least time a conversion that decodes can take,
+each in a fresh process so its peak memory (RSS of the largest process) can be read.
 A second, 1/8-size tree shows whether peak memory grows with the dataset.
 
     python bench/prepare_data.py [--workdir /tmp/birds-bench] [--repeats 3] [--workers 2]
@@ -69,31 +72,50 @@ def copy_tree(flags: str, src: Path, dst: Path) -> float:
     return seconds
 
 
-def convert_in_child(src: Path, out: Path, classes: int, workers: int, check: str) -> dict:
+def convert_in_child(src: Path, out: Path, classes: int, workers: int, check: str, labels: str) -> dict:
     """One conversion in a fresh interpreter; returns its report figures and peak RSS.
 
     The previous run's output is removed first, untimed: with --overwrite the conversion would delete it
     (120,000 entries) inside its own time."""
     shutil.rmtree(out, ignore_errors=True)
     result = subprocess.run(
-        [sys.executable, __file__, "--child", str(src), str(out), str(classes), str(workers), check],
+        [sys.executable, __file__, "--child", str(src), str(out), str(classes), str(workers), check, labels],
         check=True, capture_output=True, text=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def child(src: str, out: str, classes: str, workers: str, check: str) -> None:
+def child(src: str, out: str, classes: str, workers: str, check: str, labels: str) -> None:
     from data_prep import ConvertConfig, convert_dataset
 
     started = time.perf_counter()
-    report = convert_dataset(ConvertConfig(Path(src), Path(out), classes=int(classes), workers=int(workers),
-                                           check=check, overwrite=True))
+    if check == "decode-only":
+        images = decode_only(Path(src), int(workers))
+    else:
+        report = convert_dataset(ConvertConfig(Path(src), Path(out), classes=int(classes), workers=int(workers),
+                                               check=check, labels=labels, overwrite=True))
+        images = sum(report.images.values())
     seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "images": sum(report.images.values()),
+    print(json.dumps({"seconds": seconds, "images": images,
                       "peak_mb": round(max(own, workers_peak), 1), "main_mb": round(own, 1),
                       "worker_mb": round(workers_peak, 1)}))
+
+
+def decode_only(src: Path, workers: int) -> int:
+    """Decode every image of the csv as the conversion's decode check does, in `workers` processes."""
+    import functools
+    import multiprocessing
+
+    from data_prep.images import measure
+    from data_prep.source import read_source
+
+    paths = [image.path for image in read_source(src).images]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(functools.partial(measure, check="decode"), paths, chunksize=32):
+            pass
+    return len(paths)
 
 
 def main() -> None:
@@ -101,7 +123,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/birds-bench"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -117,14 +139,17 @@ def main() -> None:
 
     # Interleave the runs, so that a slow spell of this shared machine hits every contender alike.
     seconds: dict[str, list[float]] = {"cp -al": [], "cp -a": []}
-    contenders = (("all 400, decode", full, 400, "decode"), ("all 400, header", full, 400, "header"),
-                  ("161 species, decode", full, 161, "decode"), ("1/8 tree, all 400", small, 400, "decode"))
+    contenders = (("all 400, decode", full, 400, "decode", "link"), ("all 400, header", full, 400, "header", "link"),
+                  ("  … --labels write", full, 400, "header", "write"),
+                  ("161 species, decode", full, 161, "decode", "link"),
+                  ("1/8 tree, all 400", small, 400, "decode", "link"),
+                  ("decoding alone", full, 400, "decode-only", ""))
     runs: dict[str, list[dict]] = {label: [] for label, *_ in contenders}
     for _ in range(args.repeats):
         seconds["cp -al"].append(copy_tree("-al", full, args.workdir / "copy"))
         seconds["cp -a"].append(copy_tree("-a", full, args.workdir / "copy"))
-        for label, src, classes, check in contenders:
-            runs[label].append(convert_in_child(src, args.workdir / "out", classes, args.workers, check))
+        for label, src, classes, check, labels in contenders:
+            runs[label].append(convert_in_child(src, args.workdir / "out", classes, args.workers, check, labels))
     shutil.rmtree(args.workdir / "out", ignore_errors=True)
 
     cp_al, cp_a = statistics.median(seconds["cp -al"]), statistics.median(seconds["cp -a"])
@@ -146,7 +171,10 @@ def main() -> None:
     print(f"\npeak memory, full tree ÷ 1/8 tree: {growth:.2f} (1.00 = flat)")
     print(f"targets: conversion ≤ 3× cp -al → decode {summary['all 400, decode']['seconds'] / cp_al:.1f}×, "
           f"header {summary['all 400, header']['seconds'] / cp_al:.1f}×; "
-          f"peak ≤ 500 MB → {max(run['peak_mb'] for run in summary.values()):.0f} MB")
+          f"peak ≤ 500 MB → {max(run['peak_mb'] for label, run in summary.items() if 'alone' not in label):.0f} MB")
+    floor = summary["decoding alone"]["seconds"]
+    print(f"decoding alone takes {floor:.1f} s = {floor / cp_al:.1f}× cp -al: no conversion that decodes every "
+          f"image can be faster on {args.workers} workers")
 
 
 if __name__ == "__main__":

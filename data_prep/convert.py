@@ -17,12 +17,22 @@ from pathlib import Path
 from birdsdao.errors import InvalidInputError, OutputExistsError
 from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from data_prep.coco import CocoWriter
-from data_prep.images import CHECKS, LINK_MODES, Placed, probe_and_place, safe_stem, write_text, yolo_line
+from data_prep.images import (
+    CHECKS,
+    LABEL_MODES,
+    LINK_MODES,
+    Placed,
+    probe_and_place,
+    safe_stem,
+    write_text,
+    yolo_line,
+)
 from data_prep.selection import Selection, read_species_file, select_top
 from data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
 _BATCH = 64  # images per detector call, and per progress update
+_PROTOTYPES = ".label-prototypes"  # inside the staging folder while it is built; gone from OUT
 
 
 @dataclass
@@ -37,6 +47,7 @@ class ConvertConfig:
     detector_conf: float = 0.25
     device: str | None = None
     link: str = "hardlink"
+    labels: str = "link"
     check: str = "decode"
     workers: int = 2
     overwrite: bool = False
@@ -44,6 +55,8 @@ class ConvertConfig:
     def validate(self, *, has_box_finder: bool = False) -> None:
         if self.link not in LINK_MODES:
             raise InvalidInputError(f"--link must be one of {', '.join(LINK_MODES)}, not {self.link!r}")
+        if self.labels not in LABEL_MODES:
+            raise InvalidInputError(f"--labels must be one of {', '.join(LABEL_MODES)}, not {self.labels!r}")
         if self.check not in CHECKS:
             raise InvalidInputError(f"--check must be one of {', '.join(CHECKS)}, not {self.check!r}")
         if self.boxes not in BOX_MODES:
@@ -70,7 +83,8 @@ class ConvertReport:
     missing_splits: list[str]
     label_aliases: dict[str, list[str]]
     boxes: dict[str, object]
-    links: dict[str, int]
+    links: dict[str, int]  # images by how they entered OUT: hardlink, symlink, copy
+    label_files: dict[str, int]  # labels by how they were made: link (of their class's one file) or write
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     config: dict[str, object] = field(default_factory=dict)
@@ -132,6 +146,7 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
     skipped = [asdict(item) for item in index.skipped]
     written: dict[str, Counter[str]] = {split: Counter() for split in OUTPUT_SPLITS}
     links: Counter[str] = Counter()
+    label_files: Counter[str] = Counter()
     fallbacks = 0
     done = 0
     try:
@@ -146,6 +161,7 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
                     fallbacks += boxes[number] is None
                     label = out / "labels" / image.split / (placed.name.rsplit(".", 1)[0] + ".txt")
                     write_text(str(label), yolo_line(class_ids[image.species], box))
+                label_files[placed.label_how or "write"] += 1
                 _add_to_coco(writers[image.split], image, placed, class_ids[image.species], box)
                 written[image.split][image.species] += 1
                 links[placed.how] += 1
@@ -154,6 +170,7 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
                 progress(done, len(kept))
         for writer in writers.values():
             writer.close()
+        shutil.rmtree(out / _PROTOTYPES, ignore_errors=True)  # the labels linked to them keep their line
     except BaseException:
         for writer in writers.values():
             writer.discard()
@@ -174,6 +191,7 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
         boxes={"mode": config.boxes, "detector": str(config.detector) if config.detector else None,
                "fallbacks_to_full": fallbacks},
         links=dict(links),
+        label_files=dict(label_files),
         warnings=warnings,
         config={key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
     )
@@ -185,7 +203,8 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
 
     With `class_ids`, the workers also write each image's full-frame label.
     """
-    tasks = _tasks(out, images, config.link, config.check, class_ids)
+    prototypes = _label_prototypes(out, class_ids) if class_ids is not None and config.labels == "link" else {}
+    tasks = _tasks(out, images, config.link, config.check, class_ids, prototypes)
     if config.workers == 1:
         for image, task in zip(images, tasks, strict=True):
             yield image, probe_and_place(*task)
@@ -201,8 +220,23 @@ def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
         pool.join()
 
 
-def _tasks(out: Path, images: list[SourceImage], link: str, check: str,
-           class_ids: dict[str, int] | None) -> Iterator[tuple[str, ...]]:
+def _label_prototypes(out: Path, class_ids: dict[str, int]) -> dict[str, str]:
+    """One read-only full-frame label file per class, for the workers to hard-link; {species: path}.
+
+    Read-only because every label of the class is this one file: a label tool that saved one of them in
+    place would otherwise rewrite the whole class (`--labels write` gives each its own file)."""
+    folder = out / _PROTOTYPES
+    folder.mkdir()
+    paths = {}
+    for species, class_id in class_ids.items():
+        path = paths[species] = str(folder / f"{class_id}.txt")
+        write_text(path, yolo_line(class_id, FULL_BOX))
+        os.chmod(path, 0o444)
+    return paths
+
+
+def _tasks(out: Path, images: list[SourceImage], link: str, check: str, class_ids: dict[str, int] | None,
+           prototypes: dict[str, str]) -> Iterator[tuple[str, ...]]:
     """One worker task per image. String work only, with what repeats computed once: on the full dataset
     this loop runs 90,000 times in the parent, which every worker waits on."""
     images_dir = {split: str(out / "images" / split) for split in OUTPUT_SPLITS}
@@ -226,7 +260,8 @@ def _tasks(out: Path, images: list[SourceImage], link: str, check: str,
         if class_ids is not None:
             label_file = f"{labels_dir[image.split]}{os.sep}{stem}.txt"
             label_line = label_lines[image.species]
-        yield image.path, images_dir[image.split], stem, link, label_file, label_line, check
+        yield (image.path, images_dir[image.split], stem, link, label_file, label_line, check,
+               prototypes.get(image.species, ""))
 
 
 def _probe_task(task: tuple[str, ...]) -> Placed:

@@ -22,6 +22,9 @@ LINK_MODES = ("hardlink", "symlink", "copy")
 # checksums, a JPEG's end marker), as ultralytics' own dataset check does: no decoding CPU, but a JPEG
 # damaged in the middle of its data passes.
 CHECKS = ("decode", "header")
+# link: a class's full-frame labels are one read-only file with a hard link per image (they are the same
+# line); write: a file each, for label tools that edit files in place.
+LABEL_MODES = ("link", "write")
 _JPEG_END = b"\xff\xd9"
 # EXIF orientations that turn the picture a quarter: width and height swap on display.
 _QUARTER_TURNS = {5, 6, 7, 8}
@@ -34,6 +37,7 @@ class Placed:
     width: int = 0
     height: int = 0
     how: str = ""  # hardlink, symlink or copy
+    label_how: str = ""  # link or write, when the worker placed the label; "" when it did not
     reason: str = ""
 
 
@@ -49,16 +53,17 @@ def yolo_line(class_id: int, box: tuple[float, float, float, float]) -> str:
 
 
 def probe_and_place(source: str, target_dir: str, stem: str, link: str, label_file: str = "",
-                    label_line: str = "", check: str = "decode") -> Placed:
+                    label_line: str = "", check: str = "decode", label_prototype: str = "") -> Placed:
     """Check `source` (`check` in CHECKS: a truncated file fails here, not in training), then link it as `stem`.
 
-    With `label_file`, also write its YOLO label: creating files is slow on some disks, so it is
-    done here, in parallel, rather than one by one in the parent.
+    With `label_file`, also place its YOLO label `label_line`: a hard link of `label_prototype` (a file
+    holding that line) when one is given and the file system allows it, else a new file. Creating a
+    file costs this disk 0.1 to 0.7 ms, a link a tenth of that; either is done here, in parallel.
     """
     try:
         if os.path.getsize(source) == 0:
             return Placed(ok=False, reason="empty file")
-        width, height, image_format = _measure(source, check)
+        width, height, image_format = measure(source, check)
     except FileNotFoundError:
         return Placed(ok=False, reason="file not found")
     except UnidentifiedImageError:
@@ -73,16 +78,29 @@ def probe_and_place(source: str, target_dir: str, stem: str, link: str, label_fi
     if suffix is None:
         return Placed(ok=False, reason=f"{image_format} images are not read by ultralytics")
     name = stem + suffix
+    label_how = ""
     try:
         how = place_file(source, os.path.join(target_dir, name), link)
         if label_file:
-            write_text(label_file, label_line)
+            label_how = place_label(label_file, label_line, label_prototype)
     except OSError as exc:
         return Placed(ok=False, reason=f"cannot write to the output ({exc})")
-    return Placed(ok=True, name=name, width=width, height=height, how=how)
+    return Placed(ok=True, name=name, width=width, height=height, how=how, label_how=label_how)
 
 
-def _measure(source: str, check: str) -> tuple[int, int, str]:
+def place_label(path: str, line: str, prototype: str = "") -> str:
+    """`line` at `path`: a hard link of `prototype` where possible ("link"), else a new file ("write")."""
+    if prototype:
+        try:
+            os.link(prototype, path)
+            return "link"
+        except OSError:
+            pass  # a file system without hard links, or the prototype's link limit (65,000 on ext4)
+    write_text(path, line)
+    return "write"
+
+
+def measure(source: str, check: str) -> tuple[int, int, str]:
     """(width, height as displayed, format), or an exception that says what is wrong with the file."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -116,6 +116,53 @@ def test_one_and_two_workers_write_the_same_dataset(birds_tree, tmp_path):
         ).read_text()
 
 
+def label_inodes(out: Path) -> dict[str, set[tuple[int, int, int]]]:
+    """{class id: {(inode, link count, permission bits)}} over every label file of every split."""
+    found: dict[str, set[tuple[int, int, int]]] = {}
+    for label in (out / "labels").glob("*/*.txt"):
+        status = label.stat()
+        found.setdefault(label.read_text().split()[0], set()).add((status.st_ino, status.st_nlink,
+                                                                    status.st_mode & 0o777))
+    return found
+
+
+def test_full_frame_labels_of_a_class_are_links_of_one_read_only_file(birds_tree, tmp_path):
+    linked, written = tmp_path / "linked", tmp_path / "written"
+    report = convert(birds_tree, linked, classes=6)
+    per_image = convert(birds_tree, written, classes=6, labels="write")
+    assert report.label_files == {"link": 34} and per_image.label_files == {"write": 34}
+    classes = json.loads((linked / "classes.json").read_text())
+    inodes = label_inodes(linked)
+    for entry in classes:
+        (only,) = inodes[str(entry["id"])]  # one file for the class, over all three splits
+        assert only[1] == entry["images"]["total"]  # its prototype is gone: no link left outside labels/
+        assert only[2] & 0o222 == 0  # read-only: saving one label in place cannot rewrite the class
+    assert not list(linked.rglob(".label-prototypes"))
+    assert len({inode for files in inodes.values() for inode in files}) == 6
+    assert all(nlink == 1 and mode & 0o200 for files in label_inodes(written).values()
+               for _, nlink, mode in files)
+    for split in ("train", "val", "test"):
+        assert read_labels(linked, split) == read_labels(written, split)
+
+
+def test_labels_are_written_where_a_hard_link_cannot_be_made(birds_tree, tmp_path, monkeypatch):
+    import data_prep.images as images
+
+    real_link = os.link
+
+    def no_links_to_labels(source, target):
+        if str(target).endswith(".txt"):
+            raise OSError(31, "Too many links")  # as ext4 answers past 65,000 links of one file
+        real_link(source, target)
+
+    monkeypatch.setattr(images.os, "link", no_links_to_labels)
+    out = tmp_path / "out"
+    report = convert(birds_tree, out, classes=6, workers=1)
+    assert report.label_files == {"write": 34} and report.links == {"hardlink": 34}
+    assert all(nlink == 1 for files in label_inodes(out).values() for _, nlink, _ in files)
+    assert read_labels(out, "val")["house-finch-001"] == ["1", "0.500000", "0.500000", "1.000000", "1.000000"]
+
+
 def test_tied_species_at_the_cut_are_chosen_by_name(birds_tree, tmp_path):
     report = convert(birds_tree, tmp_path / "out", classes=4)
     assert report.kept == ["D-ARNAUDS BARBET", "HOUSE FINCH", "OVENBIRD", "PARAKETT AUKLET"]
@@ -170,6 +217,7 @@ def test_detector_boxes_with_fallback_to_the_full_frame(birds_tree, tmp_path):
     assert boxes.count("0.250000 0.500000 0.500000 0.800000") == 4
     assert boxes.count("0.500000 0.500000 1.000000 1.000000") == 4
     assert report.boxes["fallbacks_to_full"] == 4
+    assert report.label_files == {"write": 8}  # a file each: detector boxes differ from photo to photo
     coco = COCO(str(out / "annotations/instances_train.json"))
     image = coco.imgs[1]
     assert coco.imgToAnns[1][0]["bbox"] == [0, round(0.1 * image["height"], 2), image["width"] / 2,
@@ -216,6 +264,8 @@ def test_bad_options_are_refused(birds_tree, tmp_path):
         convert(birds_tree, tmp_path / "out", boxes="detector")
     with pytest.raises(InvalidInputError, match="--link must be one of"):
         convert(birds_tree, tmp_path / "out", link="teleport")
+    with pytest.raises(InvalidInputError, match="--labels must be one of"):
+        convert(birds_tree, tmp_path / "out", labels="copy")
     with pytest.raises(InvalidInputError, match="--check must be one of"):
         convert(birds_tree, tmp_path / "out", check="glance")
     with pytest.raises(InvalidInputError, match="OUT must differ"):
