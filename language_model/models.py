@@ -152,13 +152,22 @@ def _quantization(bits: int | None, device: str) -> dict[str, object]:
     """from_pretrained arguments for a 4- or 8-bit base (bitsandbytes, CUDA only), as ChatGLM2's INT4 runs."""
     if bits is None:
         return {}
-    import torch
-
     check_quantization(bits, device)
+    return bitsandbytes_arguments(bits, device)
+
+
+def bitsandbytes_arguments(bits: int, device: str) -> dict[str, object]:
+    """from_pretrained arguments that load the base's linear layers in `bits` bits on `device`.
+
+    The commands call it only after check_quantization; bitsandbytes itself also runs on a CPU, which
+    is how the tests exercise these arguments."""
+    import torch
     from transformers import BitsAndBytesConfig
 
     config = BitsAndBytesConfig(load_in_4bit=bits == 4, load_in_8bit=bits == 8,
                                 bnb_4bit_compute_dtype=torch.float16)
+    if str(device) == "cpu":
+        return {"quantization_config": config, "device_map": {"": "cpu"}}
     index = str(device).rsplit(":", 1)[-1]  # "cuda:1" or "1" → GPU 1; "cuda" → GPU 0
     return {"quantization_config": config, "device_map": {"": int(index) if index.isdigit() else 0}}
 
@@ -196,6 +205,8 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
     if torch_dtype is None:
         raise InvalidInputError(f"--dtype must be float32, bfloat16 or float16, not {dtype!r}")
     extra = _quantization(quantization_bit, device)
+    if extra:  # what bitsandbytes leaves unquantized (embeddings, norms, output layer) in half, as the original
+        torch_dtype = torch.float16  # INT4 runs did; in float32 it doubles their memory and casts every input
     folder = resolve_base_model(spec, models_dir, progress)
     if chatglm_generation(read_config(folder), folder) == CHATGLM2:
         from language_model.chatglm2.loading import load_chatglm2
