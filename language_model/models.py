@@ -207,21 +207,38 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
     extra = _quantization(quantization_bit, device)
     if extra:  # what bitsandbytes leaves unquantized (embeddings, norms, output layer) in half, as the original
         torch_dtype = torch.float16  # INT4 runs did; in float32 it doubles their memory and casts every input
-    folder = resolve_base_model(spec, models_dir, progress)
-    if chatglm_generation(read_config(folder), folder) == CHATGLM2:
-        from language_model.chatglm2.loading import load_chatglm2
+    from transformers.utils import logging as hf_logging
 
-        model, tokenizer = load_chatglm2(folder, dtype=torch_dtype, device=device, quantization_bit=quantization_bit)
-    else:
-        model, tokenizer = _load_auto(folder, torch_dtype, extra)
-        if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
-            model.to(device)
+    _hush_library_notices()
+    hf_logging.disable_progress_bar()  # a bar per tensor on every load says nothing useful; `progress` speaks
+    try:
+        folder = resolve_base_model(spec, models_dir, progress)
+        if chatglm_generation(read_config(folder), folder) == CHATGLM2:
+            from language_model.chatglm2.loading import load_chatglm2
+
+            model, tokenizer = load_chatglm2(folder, dtype=torch_dtype, device=device,
+                                             quantization_bit=quantization_bit)
+        else:
+            model, tokenizer = _load_auto(folder, torch_dtype, extra)
+            if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
+                model.to(device)
+    finally:
+        hf_logging.enable_progress_bar()
     model.eval()
     name = DEFAULT_MODEL if spec in (None, "", DEFAULT_MODEL) else str(folder)
     if name == DEFAULT_MODEL:
         check_round_trip(tokenizer, f"the tokenizer saved in {folder}")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, path=folder,
                        family=str(model.config.model_type), fingerprint=fingerprint(model))
+
+
+def _hush_library_notices() -> None:
+    """transformers 5.x warns, at every forward pass of a prefix-tuned model, about names peft still passes it:
+    nobody running birds (ask, identify, ptune) can act on that."""
+    import warnings
+
+    for message in (".*is_gradient_checkpointing.*", ".*past_key_values.*deprecated.*"):
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
 def _load_auto(folder: Path, dtype, extra: dict[str, object]):

@@ -46,19 +46,7 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
     The speed-up measured 2.6× faster generation at unchanged BLEU/ROUGE (bench/llm.py); `fast=False`
     keeps float32 for exact reproduction.
     """
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    # transformers 5.x warns about names peft's prefix path still uses; a reader of answers cannot act on it
-    for message in (".*is_gradient_checkpointing.*", ".*past_key_values.*deprecated.*"):
-        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
-    hf_logging.disable_progress_bar()  # a per-tensor bar on every start says nothing useful
-    try:
-        loaded = load_model(base_model, models_dir, device=device, progress=progress,
-                            quantization_bit=quantization_bit)
-    finally:
-        hf_logging.enable_progress_bar()
+    loaded = load_model(base_model, models_dir, device=device, progress=progress, quantization_bit=quantization_bit)
     model = loaded.model
     if prefix is not None:
         from language_model.ptune import PrefixMismatchError, load_prefix

@@ -278,6 +278,21 @@ def test_a_few_ptune_steps_on_the_real_model_write_every_output(gemma, tmp_path)
     assert tuned.peft_config["default"].num_virtual_tokens == 8
 
 
+def test_ptune_shows_no_library_notices(tiny_model_dir, tmp_path, capsys):
+    import warnings
+
+    from language_model.ptune import PtuneConfig, run_ptune
+
+    config = PtuneConfig(data=alpaca(tmp_path, BIRDS * 2), output=tmp_path / "prefix", base_model=str(tiny_model_dir),
+                         pre_seq_len=4, max_steps=2, gradient_accumulation_steps=1, max_target_length=6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_ptune(config, tmp_path / "models")
+    # transformers' deprecation notices about what peft passes it, and its bar per tensor on loading
+    assert not [w for w in caught if "past_key_values" in str(w.message) or "checkpointing" in str(w.message)]
+    assert "Loading weights" not in capsys.readouterr().err
+
+
 def test_ptune_command_prints_json(tiny_model_dir, tmp_path):
     from typer.testing import CliRunner
 
