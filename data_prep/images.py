@@ -58,7 +58,7 @@ def probe_and_place(source: str, target_dir: str, stem: str, link: str, label_fi
 
     With `label_file`, also place its YOLO label `label_line`: a hard link of `label_prototype` (a file
     holding that line) when one is given and the file system allows it, else a new file. Creating a
-    file costs this disk 0.1 to 0.7 ms, a link a tenth of that; either is done here, in parallel.
+    file costs this project's disk 0.1 to 0.7 ms, a link about 30 µs; either is done here, in parallel.
     """
     try:
         if os.path.getsize(source) == 0:

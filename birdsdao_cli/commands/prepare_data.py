@@ -55,9 +55,9 @@ def prepare_data(
     link: Annotated[LinkMode, typer.Option("--link", help="How images enter OUT; a hard link that cannot be made "
                                            "(another disk) becomes a copy.")] = LinkMode.hardlink,
     labels: Annotated[LabelMode, typer.Option("--labels", help="link: a class's full-frame labels are hard links "
-                                              "of one read-only file (they hold the same line; a tenth of the "
-                                              "time and no disk block each); write: a file each, for label tools "
-                                              "that edit boxes in place. Detector boxes are always written.")]
+                                              "of one read-only file (they hold the same line; no new file or "
+                                              "disk block each); write: a file each, for label tools that edit "
+                                              "boxes in place. Detector boxes are always written.")]
     = LabelMode.link,
     check: Annotated[CheckMode, typer.Option("--check", help="decode: decode every image, so a damaged one is "
                                              "skipped now, not met in training; header: read headers and end "
