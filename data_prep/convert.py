@@ -150,7 +150,9 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
     fallbacks = 0
     done = 0
     try:
-        for batch in _batched(_place_all(out, kept, config, None if detector else class_ids), _BATCH):
+        label_ids = None if detector else class_ids  # full-frame labels are the workers' job
+        prototypes = _label_prototypes(out, class_ids) if label_ids and config.labels == "link" else {}
+        for batch in _batched(_place_all(out, kept, config, label_ids, prototypes), _BATCH):
             good = [(image, placed) for image, placed in batch if placed.ok]
             skipped += [{"path": image.rel, "reason": placed.reason} for image, placed in batch if not placed.ok]
             boxes = detector.boxes([str(out / "images" / i.split / p.name) for i, p in good]) if detector else []
@@ -197,13 +199,13 @@ def _build(out: Path, index: SourceIndex, selection: Selection, detector: BoxFin
     )
 
 
-def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig,
-               class_ids: dict[str, int] | None) -> Iterator[tuple[SourceImage, Placed]]:
+def _place_all(out: Path, images: list[SourceImage], config: ConvertConfig, class_ids: dict[str, int] | None,
+               prototypes: dict[str, str]) -> Iterator[tuple[SourceImage, Placed]]:
     """Yield each image with its outcome, in order, decoding in worker processes when asked.
 
-    With `class_ids`, the workers also write each image's full-frame label.
+    With `class_ids`, the workers also place each image's full-frame label: a hard link of its class's file in
+    `prototypes` ({species: path}) where there is one, else a file of its own.
     """
-    prototypes = _label_prototypes(out, class_ids) if class_ids is not None and config.labels == "link" else {}
     tasks = _tasks(out, images, config.link, config.check, class_ids, prototypes)
     if config.workers == 1:
         for image, task in zip(images, tasks, strict=True):

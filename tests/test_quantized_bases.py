@@ -13,15 +13,10 @@ import torch
 
 from tests.chatglm2_tiny import make_folder
 from tests.conftest import shared_data
+from tests.test_language_model import BIRDS, alpaca
 
 bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the [dev] extra")
 
-RECORDS = [
-    {"instruction": "丹顶鹤吃什么？", "input": "", "output": "丹顶鹤吃鱼、虾和水草。"},
-    {"instruction": "What does the bald eagle eat?", "input": "", "output": "Mostly fish."},
-    {"instruction": "白头海雕生活在哪里？", "input": "", "output": "白头海雕生活在北美洲。"},
-    {"instruction": "Describe the house finch.", "input": "in one sentence", "output": "The house finch sings."},
-]
 # bits → (storage dtype of a quantized weight, largest |logit change| on the reference, whose logits reach 0.57)
 QUANTIZED = {8: (torch.int8, 0.02), 4: (torch.uint8, 0.25)}
 
@@ -92,25 +87,22 @@ def glm_folder(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(("base", "bits"), [("llama", 4), ("glm", 8)])
 def test_ptune_trains_only_the_prefix_on_a_quantized_base(base, bits, tiny_model_dir, glm_folder, tmp_path,
                                                           gpu_check_passes):
+    from safetensors import safe_open
+
     from language_model.models import load_model
     from language_model.ptune import PtuneConfig, load_prefix, run_ptune
 
     folder = tiny_model_dir if base == "llama" else glm_folder
-    data = tmp_path / "data.json"
-    data.write_text(json.dumps(RECORDS * 3, ensure_ascii=False), encoding="utf-8")
-    config = PtuneConfig(data=data, output=tmp_path / "prefix", base_model=str(folder), pre_seq_len=4,
-                         prefix_projection=True, lr=5e-2, batch_size=2, gradient_accumulation_steps=2, max_steps=16,
-                         save_steps=8, logging_steps=4, val_split=0.25, max_target_length=6, quantization_bit=bits,
-                         device="cpu")
+    config = PtuneConfig(data=alpaca(tmp_path, BIRDS * 3), output=tmp_path / "prefix", base_model=str(folder),
+                         pre_seq_len=4, prefix_projection=True, lr=5e-2, batch_size=2, gradient_accumulation_steps=2,
+                         max_steps=16, save_steps=8, logging_steps=4, val_split=0.25, max_target_length=6,
+                         quantization_bit=bits, device="cpu")
     logged = []
     result = run_ptune(config, tmp_path / "models", progress=lambda step, total, loss: logged.append(loss))
     losses = [loss for loss in logged if loss is not None]
     assert losses[-1] < 0.8 * losses[0]  # the prefix learns through the frozen quantized layers
     assert json.loads((Path(result.prefix) / "train_results.json").read_text())["train_samples"] == 9
     assert "eval_loss" in result.eval
-
-    from safetensors import safe_open
-
     saved = next(Path(result.prefix).glob("*.safetensors"))  # peft's adapter, or ChatGLM2's prefix encoder
     with safe_open(str(saved), "pt") as tensors:
         assert all("prefix_encoder" in name or "prompt" in name for name in tensors.keys())
