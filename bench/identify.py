@@ -43,7 +43,7 @@ def photos(count: int, folder: Path) -> list[Path]:
 
 
 def latency(weights: Path, backend: str, images) -> list[float]:
-    from recognition.detector import open_detector
+    from birdsdao.recognition.detector import open_detector
 
     detector = open_detector(weights, backend=backend)
     detector.detect(images[0])  # warm-up
@@ -102,8 +102,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each language-model case")
     args = parser.parse_args()
-    from recognition.detector import MANIFEST, WEIGHTS_DIR, bundled_weights
-    from recognition.photos import open_photo
+    from birdsdao.recognition.detector import MANIFEST, WEIGHTS_DIR, bundled_weights
+    from birdsdao.recognition.photos import open_photo
 
     pruned = args.weights or bundled_weights("torch")
     unpruned = args.unpruned

@@ -43,8 +43,8 @@ class TimedEmbedder:
 
 
 def ingest(address, documents) -> dict:
-    from knowledge import service
-    from knowledge.loaders import LoadReport
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.loaders import LoadReport
 
     service.create(address, "bench")
     embedder = TimedEmbedder(service.embedder(None))
@@ -56,8 +56,8 @@ def ingest(address, documents) -> dict:
 
 
 def latencies(address, questions: list[str]) -> list[float]:
-    from knowledge import service
-    from knowledge.retrieval import search
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.retrieval import search
 
     embedder = service.embedder(None)
     times = []
@@ -95,11 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=60)
     args = parser.parse_args()
-    from knowledge import service
-    from knowledge.builtin import card_documents
-    from knowledge.evaluation import CORPUS_DIR, read_gold
-    from knowledge.loaders import load_all
-    from knowledge.species_cards import bundled_cards
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.builtin import card_documents
+    from birdsdao.knowledge.evaluation import CORPUS_DIR, read_gold
+    from birdsdao.knowledge.loaders import load_all
+    from birdsdao.knowledge.species_cards import bundled_cards
 
     documents = card_documents(bundled_cards()) + load_all([CORPUS_DIR]).documents
     questions = [q.question for q in read_gold()][: args.queries]

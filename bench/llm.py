@@ -36,7 +36,7 @@ QA = [
 
 
 def ptune_child(models: str, steps: str) -> None:
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     with tempfile.TemporaryDirectory() as work:
         data = Path(work) / "qa.json"
@@ -53,7 +53,7 @@ def ptune_child(models: str, steps: str) -> None:
 def tokens_per_second(model, tokenizer, prompts: list[str], tokens: int) -> tuple[float, list[str]]:
     import torch
 
-    from language_model.generate import generate_ids
+    from birdsdao.language_model.generate import generate_ids
 
     answers, seconds, count = [], 0.0, 0
     with torch.inference_mode():
@@ -76,10 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return ptune_child(*args.child)
-    from language_model.models import load_model
-    from language_model.prompts import build_prompt
-    from language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores
-    from language_model.speed import speed_up_for_cpu
+    from birdsdao.language_model.models import load_model
+    from birdsdao.language_model.prompts import build_prompt
+    from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores
+    from birdsdao.language_model.speed import speed_up_for_cpu
 
     with tempfile.TemporaryDirectory() as work:
         models = Path(work) / "models"

@@ -86,7 +86,7 @@ def convert_in_child(src: Path, out: Path, classes: int, workers: int, check: st
 
 
 def child(src: str, out: str, classes: str, workers: str, check: str, labels: str) -> None:
-    from data_prep import ConvertConfig, convert_dataset
+    from birdsdao.data_prep import ConvertConfig, convert_dataset
 
     started = time.perf_counter()
     if check == "decode-only":
@@ -108,8 +108,8 @@ def decode_only(src: Path, workers: int) -> int:
     import functools
     import multiprocessing
 
-    from data_prep.images import measure
-    from data_prep.source import read_source
+    from birdsdao.data_prep.images import measure
+    from birdsdao.data_prep.source import read_source
 
     paths = [image.path for image in read_source(src).images]
     with multiprocessing.get_context("fork").Pool(workers) as pool:

@@ -57,8 +57,8 @@ def main() -> None:
     import onnxruntime
     from ultralytics import YOLO
 
-    from pruning.prune import PruneConfig, prune_detector
-    from training.ultralytics_adapter import output_on_stderr
+    from birdsdao.pruning.prune import PruneConfig, prune_detector
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     torch.set_num_threads(args.threads)
     options = onnxruntime.SessionOptions()

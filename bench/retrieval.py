@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def run(home: Path) -> dict:
-    from knowledge import service
-    from knowledge.builtin import BUILTIN_NAME, ensure_builtin
-    from knowledge.evaluation import CORPUS_DIR, card_key, corpus_key, evaluate_kb, read_gold
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
+    from birdsdao.knowledge.evaluation import CORPUS_DIR, card_key, corpus_key, evaluate_kb, read_gold
 
     address = service.StoreAddress(home / "kb")
     gold = read_gold()

@@ -25,7 +25,7 @@ PHOTOS = ROOT.parent / "shared" / "data" / "birds525-mini"
 def epoch_times(data: Path, project: Path, *, sparse: bool, args) -> list[float]:
     from ultralytics import YOLO
 
-    from training.ultralytics_adapter import output_on_stderr, trainer_class
+    from birdsdao.training.ultralytics_adapter import output_on_stderr, trainer_class
 
     times: list[float] = []
     started: dict[str, float] = {}
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     if not PHOTOS.exists():
         sys.exit(f"{PHOTOS} is missing: this benchmark trains on the shared BIRDS-525 sample")
-    from data_prep import ConvertConfig, convert_dataset
+    from birdsdao.data_prep import ConvertConfig, convert_dataset
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

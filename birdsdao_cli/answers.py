@@ -11,8 +11,8 @@ def load_model(models_dir, *, fallback: bool, base_model=None, prefix=None, no_p
 
     The default model comes with the bundled prefix unless `no_prefix`. Quantization asked for on a machine
     that cannot do it is an error even with a KB: the user chose it."""
-    from language_model.models import check_quantization
-    from language_model.runtime import load_answering_model, resolve_prefix, try_load_answering_model
+    from birdsdao.language_model.models import check_quantization
+    from birdsdao.language_model.runtime import load_answering_model, resolve_prefix, try_load_answering_model
 
     prefix, bundled = resolve_prefix(base_model, prefix, no_prefix)
     if quantization_bit is not None:

@@ -1,5 +1,5 @@
 """Turn an unpacked BIRDS-525 folder into a YOLO + COCO detection dataset."""
 
-from data_prep.convert import ConvertConfig, ConvertReport, convert_dataset
+from birdsdao.data_prep.convert import ConvertConfig, ConvertReport, convert_dataset
 
 __all__ = ["ConvertConfig", "ConvertReport", "convert_dataset"]

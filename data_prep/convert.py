@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, OutputExistsError
-from data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
-from data_prep.coco import CocoWriter
-from data_prep.images import (
+from birdsdao.data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
+from birdsdao.data_prep.coco import CocoWriter
+from birdsdao.data_prep.images import (
     CHECKS,
     LABEL_MODES,
     LINK_MODES,
@@ -27,8 +27,8 @@ from data_prep.images import (
     write_text,
     yolo_line,
 )
-from data_prep.selection import Selection, read_species_file, select_top
-from data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
+from birdsdao.data_prep.selection import Selection, read_species_file, select_top
+from birdsdao.data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
 _BATCH = 64  # images per detector call, and per progress update

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
-from data_prep.source import canonical_name
+from birdsdao.data_prep.source import canonical_name
 
 
 @dataclass

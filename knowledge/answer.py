@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from language_model.prompts import has_cjk
+from birdsdao.language_model.prompts import has_cjk
 
 NOTHING_FOUND = {
     "zh": "知识库里没有与这个问题相关的内容，无法据此回答。",
@@ -110,8 +110,8 @@ class Asker:
         yield text
 
     def _generate(self, answer: Answer, prompt_question: str) -> Iterator[str]:
-        from language_model.generate import GenerationSettings, stream_text
-        from language_model.prompts import build_prompt
+        from birdsdao.language_model.generate import GenerationSettings, stream_text
+        from birdsdao.language_model.prompts import build_prompt
 
         prompt, stops = build_prompt(self.model.tokenizer, self.model.family, prompt_question, self.history)
         stops = (*stops, *_NEXT_ANSWER)

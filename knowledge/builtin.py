@@ -14,9 +14,9 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.loaders import Document, LoadReport, Page
-from knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
-from knowledge.store import AddResult
+from birdsdao.knowledge.loaders import Document, LoadReport, Page
+from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
+from birdsdao.knowledge.store import AddResult
 
 BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
@@ -76,7 +76,7 @@ def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
 def cards_digest() -> str:
     """A digest of the card files and the species list: cheap, so checking that the KB is current costs no
     card validation."""
-    from knowledge.species_cards import CARDS_DIR, SPECIES_LIST
+    from birdsdao.knowledge.species_cards import CARDS_DIR, SPECIES_LIST
 
     digest = hashlib.sha256(SPECIES_LIST.read_bytes())
     for path in sorted(CARDS_DIR.glob("*.yaml")):
@@ -86,8 +86,8 @@ def cards_digest() -> str:
 
 def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, say=None) -> AddResult | None:
     """Create or refresh the built-in KB when it is missing or its cards changed (None: it was current)."""
-    from knowledge import service
-    from knowledge.store import KnowledgeBaseNotFound
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.store import KnowledgeBaseNotFound
 
     digest = cards_digest()
     with address.open() as store:
@@ -123,7 +123,7 @@ def _metadata(by_path: dict[str, SpeciesCard], document: Document) -> dict:
 
 
 def rebuild_builtin(address, progress=None, say=None) -> AddResult:
-    from knowledge.store import KnowledgeBaseNotFound
+    from birdsdao.knowledge.store import KnowledgeBaseNotFound
 
     with address.open() as store:
         try:

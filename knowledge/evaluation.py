@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
+from birdsdao.resources import data_dir
 
-GOLD_FILE = Path(__file__).resolve().parents[1] / "data" / "retrieval_gold.jsonl"
-CORPUS_DIR = Path(__file__).resolve().parents[1] / "data" / "retrieval" / "corpus"
+GOLD_FILE = data_dir() / "retrieval_gold.jsonl"
+CORPUS_DIR = data_dir() / "retrieval" / "corpus"
 DEPTH = 10  # MRR@10
 
 
@@ -112,7 +113,7 @@ def card_key(hit) -> str:
 def evaluate_kb(kb, embedder, questions: list[GoldQuestion], key, methods=("dense", "bm25", "hybrid"),
                 candidates: int = 20) -> dict[str, dict[str, dict[str, float]]]:
     """{method: {lang: scores}} for one open KB (chunks are fetched deep enough to rank documents to 10)."""
-    from knowledge.retrieval import search
+    from birdsdao.knowledge.retrieval import search
 
     table: dict[str, dict[str, dict[str, float]]] = {}
     for method in methods:

@@ -12,9 +12,9 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache
-from pathlib import Path
+from birdsdao.resources import data_dir
 
-BIRD_WORDS_FILE = Path(__file__).resolve().parents[1] / "data" / "bird_words.zh.txt"
+BIRD_WORDS_FILE = data_dir() / "bird_words.zh.txt"
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[\u3400-\u9fff]+")
 # the commonest function words of both languages: they match everything and mean nothing
@@ -47,7 +47,7 @@ def bird_words() -> list[str]:
             word = line.split("#", 1)[0].strip()
             if word:
                 words.append(word)
-    from knowledge.species_cards import card_names
+    from birdsdao.knowledge.species_cards import card_names
 
     words += [chinese for _, chinese in card_names().values() if chinese]
     return sorted(set(words))
@@ -153,7 +153,7 @@ def is_common_word(token: str) -> bool:
 def _english_vocabulary() -> frozenset[str]:
     """The ~20k whole English words of the packaged MiniLM's WordPiece vocabulary (empty if it is absent)."""
     try:
-        from knowledge.embeddings import resolve_embedding_model
+        from birdsdao.knowledge.embeddings import resolve_embedding_model
 
         vocab = resolve_embedding_model(None)[1] / "vocab.txt"
         words = vocab.read_text(encoding="utf-8").split()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, tokenize
+from birdsdao.knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, tokenize
 
 Method = Literal["hybrid", "dense", "bm25"]
 METHODS: tuple[str, ...] = ("hybrid", "dense", "bm25")

@@ -13,10 +13,10 @@ from functools import cache
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
-from knowledge.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
-from knowledge.loaders import load_all
-from knowledge.retrieval import Hit, Method, search
-from knowledge.store import (
+from birdsdao.knowledge.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from birdsdao.knowledge.loaders import load_all
+from birdsdao.knowledge.retrieval import Hit, Method, search
+from birdsdao.knowledge.store import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_SIZE,
     AddResult,
@@ -67,7 +67,7 @@ def embedder_for(address: StoreAddress, name: str, spec: str | os.PathLike | Non
 
 def create(address: StoreAddress, name: str, embedding_model: str | None = None, description: str = "",
            chunk_size: int = DEFAULT_CHUNK_SIZE, chunk_overlap: int = DEFAULT_CHUNK_OVERLAP) -> KbInfo:
-    from knowledge.builtin import BUILTIN_DISPLAY_NAME, BUILTIN_NAME, is_builtin
+    from birdsdao.knowledge.builtin import BUILTIN_DISPLAY_NAME, BUILTIN_NAME, is_builtin
 
     if is_builtin(name.strip()):
         raise InvalidInputError(f"{BUILTIN_NAME!r} / {BUILTIN_DISPLAY_NAME} is the built-in knowledge base's name",
@@ -102,7 +102,7 @@ def store_size(address: StoreAddress) -> int | None:
 
 
 def _refuse_builtin(name: str, action: str) -> None:
-    from knowledge.builtin import BUILTIN_NAME, is_builtin
+    from birdsdao.knowledge.builtin import BUILTIN_NAME, is_builtin
 
     if is_builtin(name):
         raise InvalidInputError(
@@ -113,7 +113,7 @@ def _refuse_builtin(name: str, action: str) -> None:
 
 def prepare(address: StoreAddress, name: str, progress: Progress | None = None, say=None) -> None:
     """Build the built-in KB when `name` is it and it is missing or stale; other KBs need nothing."""
-    from knowledge.builtin import ensure_builtin, is_builtin
+    from birdsdao.knowledge.builtin import ensure_builtin, is_builtin
 
     if is_builtin(name):
         ensure_builtin(address, progress=progress, say=say)
@@ -158,7 +158,7 @@ def rebuild(address: StoreAddress, name: str, embedding_model: str | None = None
 
     Documents whose file is gone keep their chunks and are reported as skipped.
     """
-    from knowledge.builtin import is_builtin, rebuild_builtin
+    from birdsdao.knowledge.builtin import is_builtin, rebuild_builtin
 
     if is_builtin(name):
         return rebuild_builtin(address, progress=progress, say=say)

@@ -5,7 +5,7 @@ plus the rules a JSON schema cannot say: a text field is filled in both language
 (empty means "not known for sure"), Chinese text holds Chinese, and the file is named after the
 species. A bad card is an `InvalidInputError` naming the file and the field.
 
-Check cards from the shell: `python -m knowledge.species_cards data/species/*.yaml`.
+Check cards from the shell: `python -m birdsdao.knowledge.species_cards data/species/*.yaml`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from functools import cache
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
+from birdsdao.resources import data_dir
 
-BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data"
+BUNDLED_DATA = data_dir()
 CARDS_DIR = BUNDLED_DATA / "species"
 SPECIES_LIST = BUNDLED_DATA / "species161.txt"
 SCHEMA_FILE = CARDS_DIR / "card.schema.json"

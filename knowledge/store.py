@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from birdsdao.errors import BirdsError, InvalidInputError
-from knowledge.embeddings import EmbeddingModelId
-from knowledge.lexical import tokenize
-from knowledge.loaders import Document, LoadReport
-from knowledge.splitter import chunk_id, split_text
+from birdsdao.knowledge.embeddings import EmbeddingModelId
+from birdsdao.knowledge.lexical import tokenize
+from birdsdao.knowledge.loaders import Document, LoadReport
+from birdsdao.knowledge.splitter import chunk_id, split_text
 
 MARKER = "birdsdao_kb"  # set on every collection birdsdao made; other collections are left alone
 LOCK_NAME = ".birds-kb.lock"

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from language_model.prompts import Turn, build_prompt
+from birdsdao.language_model.prompts import Turn, build_prompt
 
 
 def generate_ids(model, input_ids, attention_mask=None, **kwargs):

@@ -1,7 +1,7 @@
 """The grounded P-Tuning set: the prompts `birds ask` and `birds identify` really send, answered from them.
 
 At run time the model rarely sees a bare question: it gets up to three retrieved passages of the species
-cards, the rule to use only them, then the question (`knowledge.answer.grounded_question`). A prefix tuned
+cards, the rule to use only them, then the question (`birdsdao.knowledge.answer.grounded_question`). A prefix tuned
 on bare questions learns to write from memory and drifts away from the passages (see
 weights/prefix/comparison.json of the first prefix), so these records put the same passages in front of
 the same questions:
@@ -12,13 +12,13 @@ the same questions:
   (of the same bird, or now and then of another bird, as retrieval does), answered by the card's fact;
 * no answer: a question whose passage is missing, answered by the prompt's own refusal sentence.
 
-Passages are made as the built-in KB makes them (`knowledge.builtin.card_pages`, split into chunks of the
+Passages are made as the built-in KB makes them (`birdsdao.knowledge.builtin.card_pages`, split into chunks of the
 KB's size), so their text is what retrieval returns. A share of the plain records (bare questions) is
 kept so that `birds ask` without a knowledge base still gets the tuned format. Every choice is a hash of
 the species and the question's kind: the set is the same on every run. Species held out of the plain set
 (`tuning_set.is_dev_species`) are held out here too.
 
-Write the files: `python -m language_model.grounded_set [FOLDER]` (default `data/ptune/grounded`).
+Write the files: `python -m birdsdao.language_model.grounded_set [FOLDER]` (default `data/ptune/grounded`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from knowledge.answer import CANNOT_ANSWER, grounded_question
-from knowledge.builtin import FIELD_TITLES, IUCN_WORDS, card_pages
-from knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
-from knowledge.splitter import split_text
-from knowledge.store import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
-from language_model.tuning_set import (
+from birdsdao.knowledge.answer import CANNOT_ANSWER, grounded_question
+from birdsdao.knowledge.builtin import FIELD_TITLES, IUCN_WORDS, card_pages
+from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
+from birdsdao.knowledge.splitter import split_text
+from birdsdao.knowledge.store import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from birdsdao.language_model.tuning_set import (
     ANSWERS,
     DEFAULT_FOLDER,
     Record,
@@ -104,8 +104,8 @@ def _chunks(passages: dict[str, list[str]], fields: list[str]) -> list[str]:
 
 
 def describe_records(card: SpeciesCard) -> list[Record]:
-    from recognition.detector import Bird
-    from recognition.identify import describe_question
+    from birdsdao.recognition.detector import Bird
+    from birdsdao.recognition.identify import describe_question
 
     bird = Bird(card.dataset_name, card.english_name, card.chinese_name, 1.0, (0, 0, 1, 1), True)
     records = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdsdao.errors import BirdsError, InvalidInputError, MissingDependencyError
-from language_model.chatglm2.detect import CHATGLM2, CHATGLM3, chatglm_generation, read_config
+from birdsdao.language_model.chatglm2.detect import CHATGLM2, CHATGLM3, chatglm_generation, read_config
 
 DEFAULT_MODEL = "gemma-3-270m"
 # Strings whose round trip through the converted tokenizer proves it is the right one: a Gemma GGUF
@@ -190,10 +190,34 @@ def check_quantization(bits: int, device: str) -> None:
 
 
 def fingerprint(model) -> str:
-    """A short hash of the architecture and the shapes of every weight: the same base model, or not."""
-    digest = hashlib.sha256(json.dumps(model.config.to_diff_dict(), sort_keys=True, default=str).encode())
-    for name, parameter in sorted(model.state_dict().items()):
-        digest.update(f"{name}:{tuple(parameter.shape)}".encode())
+    """A short hash that identifies the base weights, whatever library version loaded them.
+
+    It covers the model type, the shapes of all parameters, and the values of the tensors that a 4/8-bit load
+    leaves unquantized: the input embedding's first rows and every 1-D parameter (norms, biases), cast to
+    float16. So the same checkpoint gives the same fingerprint under any transformers, peft or torch release and
+    in any precision, and another checkpoint of the same shapes gives another one. Left out on purpose: the
+    config's values (they carry `transformers_version` and defaults that move between releases) and parameter
+    names (a release may rename modules without changing a weight).
+    """
+    import torch
+
+    def half_bytes(tensor) -> bytes:
+        return tensor.detach().to("cpu", torch.float16).contiguous().numpy().tobytes()
+
+    digest = hashlib.sha256(str(model.config.model_type).encode())
+    shapes, vectors = [], []
+    for parameter in model.parameters():
+        quant_state = getattr(parameter, "quant_state", None)  # a bitsandbytes 4-bit weight is packed
+        shapes.append(tuple(quant_state.shape) if quant_state is not None else tuple(parameter.shape))
+        if parameter.dim() == 1:
+            vectors.append(parameter)
+    digest.update(repr(sorted(shapes)).encode())
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        digest.update(half_bytes(embedding[: min(len(embedding), 4096)]))
+        # parameters() has no stable order across releases: digest each vector, then the sorted digests
+        for vector_digest in sorted(hashlib.sha256(half_bytes(vector)).hexdigest() for vector in vectors):
+            digest.update(vector_digest.encode())
     return digest.hexdigest()[:16]
 
 
@@ -214,7 +238,7 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
     try:
         folder = resolve_base_model(spec, models_dir, progress)
         if chatglm_generation(read_config(folder), folder) == CHATGLM2:
-            from language_model.chatglm2.loading import load_chatglm2
+            from birdsdao.language_model.chatglm2.loading import load_chatglm2
 
             model, tokenizer = load_chatglm2(folder, dtype=torch_dtype, device=device,
                                              quantization_bit=quantization_bit)

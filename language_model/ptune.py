@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import BirdsError, InvalidInputError
-from language_model.ptune_data import Example, read_examples, split_examples
+from birdsdao.language_model.ptune_data import Example, read_examples, split_examples
 
 PREFIX_MARKER = "birds_prefix.json"
 CHATGLM = "chatglm"  # the family of language_model.chatglm2's models
@@ -92,7 +92,7 @@ def run_ptune(config: PtuneConfig, models_dir: Path, *, progress: Progress | Non
     """Train (or with `eval_only`, re-score) a prefix; everything lands in `config.output`."""
     import torch
 
-    from language_model.models import load_model
+    from birdsdao.language_model.models import load_model
 
     config.validate()
     examples, empty = read_examples(config.data)
@@ -130,7 +130,7 @@ def run_ptune(config: PtuneConfig, models_dir: Path, *, progress: Progress | Non
 
 def _new_prefix_model(loaded, config: PtuneConfig):
     if loaded.family == CHATGLM:  # ChatGLM2 has its own prefix encoder, as the original scripts trained it
-        from language_model.chatglm2.prefix_files import start_prefix
+        from birdsdao.language_model.chatglm2.prefix_files import start_prefix
 
         return start_prefix(loaded.model, config.pre_seq_len, config.prefix_projection)
     from peft import PrefixTuningConfig, TaskType, get_peft_model
@@ -142,7 +142,7 @@ def _new_prefix_model(loaded, config: PtuneConfig):
 
 def encode(loaded, example: Example, config: PtuneConfig) -> tuple[list[int], list[int]]:
     """Input ids and labels: the prompt's tokens are masked out of the loss (-100)."""
-    from language_model.prompts import build_prompt
+    from birdsdao.language_model.prompts import build_prompt
 
     tokenizer = loaded.tokenizer
     prompt, _ = build_prompt(tokenizer, loaded.family, example.question)
@@ -292,7 +292,7 @@ def _resume(model, optimizer, scheduler, output: Path) -> int:
 def _write_prefix_weights(model, folder: Path) -> None:
     """peft's files (with --prefix-projection: the projected prefix), or ChatGLM2's prefix encoder."""
     if getattr(model.config, "model_type", None) == CHATGLM and not hasattr(model, "peft_config"):
-        from language_model.chatglm2.prefix_files import write_prefix
+        from birdsdao.language_model.chatglm2.prefix_files import write_prefix
 
         write_prefix(model, folder)
     else:
@@ -317,7 +317,7 @@ def load_prefix(loaded, folder: Path):
     marker_path = folder / PREFIX_MARKER
     if not marker_path.is_file():
         if loaded.family == CHATGLM:  # a checkpoint-N of the original ptuning scripts: its shapes are checked
-            from language_model.chatglm2.prefix_files import apply_prefix
+            from birdsdao.language_model.chatglm2.prefix_files import apply_prefix
 
             return apply_prefix(loaded.model, folder)
         raise InvalidInputError(f"{folder}: not a birds prefix (no {PREFIX_MARKER})",
@@ -330,7 +330,7 @@ def load_prefix(loaded, folder: Path):
             hint=f"load it with --base-model {marker.get('base_model')}",
         )
     if loaded.family == CHATGLM:
-        from language_model.chatglm2.prefix_files import apply_prefix
+        from birdsdao.language_model.chatglm2.prefix_files import apply_prefix
 
         return apply_prefix(loaded.model, folder)
     from peft import PeftModel
@@ -344,8 +344,8 @@ def evaluate(model, loaded, val_set: list[Example], config: PtuneConfig) -> tupl
     """eval_loss, then greedy answers scored with BLEU-4 and ROUGE-1/2/L on jieba tokens (×100)."""
     import torch
 
-    from language_model.generate import generate_ids
-    from language_model.prompts import build_prompt
+    from birdsdao.language_model.generate import generate_ids
+    from birdsdao.language_model.prompts import build_prompt
 
     model.eval()
     tokenizer = loaded.tokenizer

@@ -12,9 +12,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from language_model.models import LoadedModel, Progress, load_model
+from birdsdao.resources import weights_dir
+from birdsdao.language_model.models import LoadedModel, Progress, load_model
 
-BUNDLED_PREFIX = Path(__file__).resolve().parents[1] / "weights" / "prefix"
+BUNDLED_PREFIX = weights_dir() / "prefix"
 
 
 def resolve_prefix(base_model: str | os.PathLike | None, prefix: str | os.PathLike | None,
@@ -22,7 +23,7 @@ def resolve_prefix(base_model: str | os.PathLike | None, prefix: str | os.PathLi
     """(the prefix to apply, whether it is the bundled default): the one asked for; none with `no_prefix`;
     else the bundled prefix when the base is the default model it was tuned on."""
     from birdsdao.errors import InvalidInputError
-    from language_model.ptune import PREFIX_MARKER
+    from birdsdao.language_model.ptune import PREFIX_MARKER
 
     if no_prefix:
         if prefix is not None:
@@ -49,7 +50,7 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
     loaded = load_model(base_model, models_dir, device=device, progress=progress, quantization_bit=quantization_bit)
     model = loaded.model
     if prefix is not None:
-        from language_model.ptune import PrefixMismatchError, load_prefix
+        from birdsdao.language_model.ptune import PrefixMismatchError, load_prefix
 
         try:
             model = load_prefix(loaded, Path(prefix))
@@ -59,7 +60,7 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
             if progress:
                 progress(f"Answering without the bundled prefix: {exc}")
     if fast and device == "cpu" and quantization_bit is None:
-        from language_model.speed import speed_up_for_cpu
+        from birdsdao.language_model.speed import speed_up_for_cpu
 
         model = speed_up_for_cpu(model)
     return replace(loaded, model=model)

@@ -10,7 +10,7 @@ FORMATS = ("onnx", "torchscript")
 
 
 def export_detector(weights: Path, format: str = "onnx", imgsz: int = 640) -> dict[str, object]:
-    from pruning.prune import export_onnx_checked, load_detector
+    from birdsdao.pruning.prune import export_onnx_checked, load_detector
 
     if format not in FORMATS:
         raise InvalidInputError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")

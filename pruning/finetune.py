@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from birdsdao.errors import BirdsError, InvalidInputError
-from training.train import RunSettings
+from birdsdao.training.train import RunSettings
 
 
 class PruningLostError(BirdsError):
@@ -39,9 +39,9 @@ class FinetuneRun:
 def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
     from ultralytics.utils.torch_utils import get_num_params
 
-    from pruning.prune import load_detector
-    from training.checks import check_run
-    from training.ultralytics_adapter import pruned_trainer_class
+    from birdsdao.pruning.prune import load_detector
+    from birdsdao.training.checks import check_run
+    from birdsdao.training.ultralytics_adapter import pruned_trainer_class
 
     data = check_run(config)
     yolo = load_detector(config.weights)

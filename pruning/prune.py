@@ -82,8 +82,8 @@ def load_detector(weights: Path, *, require_batchnorm: bool = True):
 
 
 def prune_detector(config: PruneConfig) -> PruneReport:
-    from pruning.plan import keep_indices, plan_channels
-    from pruning.surgery import apply_plan, check_supported
+    from birdsdao.pruning.plan import keep_indices, plan_channels
+    from birdsdao.pruning.surgery import apply_plan, check_supported
 
     config.validate()
     yolo = load_detector(config.weights)

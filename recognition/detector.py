@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+from birdsdao.resources import weights_dir
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS_DIR = weights_dir()
 MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
 CANDIDATE_FLOOR = 0.01  # boxes this weak still count as candidates of a bird found by a stronger one
 SAME_PLACE_IOU = 0.5
@@ -87,7 +88,7 @@ def open_detector(weights: str | Path | None = None, backend: str = "auto", imgs
     """A detector for `birds identify`: ONNX in onnxruntime (fast to start), or the checkpoint in ultralytics."""
     path, backend = resolve_weights(weights, backend)
     if backend == "onnx" and device in ("cpu", ""):
-        from recognition.onnx_detector import OnnxDetector
+        from birdsdao.recognition.onnx_detector import OnnxDetector
 
         return OnnxDetector(path, imgsz)
     return Detector(path, backend=backend, imgsz=imgsz, device=device)
@@ -100,7 +101,7 @@ class Detector:
                  device: str = "cpu"):
         from ultralytics import YOLO
 
-        from training.ultralytics_adapter import output_on_stderr
+        from birdsdao.training.ultralytics_adapter import output_on_stderr
 
         self.path, self.backend = resolve_weights(weights, backend)
         self.device = device
@@ -110,7 +111,7 @@ class Detector:
         trained = (getattr(self.yolo, "overrides", None) or {}).get("imgsz")
         trained = trained if isinstance(trained, int) else _onnx_imgsz(self.path) if backend == "onnx" else None
         self.imgsz = imgsz or trained or (_manifest_imgsz() if weights is None else None) or 640
-        from knowledge.species_cards import card_names
+        from birdsdao.knowledge.species_cards import card_names
 
         self._cards = card_names()
 
@@ -118,7 +119,7 @@ class Detector:
         """Birds in one RGB PIL image, most confident first."""
         import numpy as np
 
-        from training.ultralytics_adapter import output_on_stderr
+        from birdsdao.training.ultralytics_adapter import output_on_stderr
 
         if not 0 < conf <= 1 or not 0 <= certain <= 1:
             raise InvalidInputError("--conf must be in (0, 1] and --certain in [0, 1]")

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recognition.detector import Bird
-from recognition.photos import collect_photos, open_photo
+from birdsdao.recognition.detector import Bird
+from birdsdao.recognition.photos import collect_photos, open_photo
 
 
 @dataclass
@@ -50,7 +50,7 @@ class IdentifyOptions:
 def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
     """One result per photo, in order; unreadable files and names that match nothing come back with `error`.
 
-    `detector` is what `recognition.detector.open_detector` gives (ultralytics or onnxruntime)."""
+    `detector` is what `birdsdao.recognition.detector.open_detector` gives (ultralytics or onnxruntime)."""
     photos, missing = collect_photos(specs)
     for item in missing:
         yield PhotoResult(path=item.path, error=item.reason)
@@ -64,7 +64,7 @@ def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions)
         result = PhotoResult(path=str(path), width=image.width, height=image.height)
         result.birds = detector.detect(image, conf=options.conf, iou=options.iou, certain=options.certain)
         if options.save is not None:
-            from recognition.annotate import save_annotated
+            from birdsdao.recognition.annotate import save_annotated
 
             result.annotated = str(save_annotated(image, result.birds, options.save, path, options.lang, taken))
         yield result
@@ -91,11 +91,11 @@ def describe(birds: list[Bird], address, kb_name: str, lang: str, model, setting
     """For each species: the bird, its answer's frame (mode, sources) and the description as a text stream.
 
     Drain each stream before taking the next item. `model` is a loaded language model, or None for the
-    card's own text; the KB must exist already (`knowledge.service.prepare` builds the built-in one).
+    card's own text; the KB must exist already (`birdsdao.knowledge.service.prepare` builds the built-in one).
     """
-    from knowledge.answer import Asker
-    from knowledge.builtin import is_builtin
-    from knowledge.service import embedder_for
+    from birdsdao.knowledge.answer import Asker
+    from birdsdao.knowledge.builtin import is_builtin
+    from birdsdao.knowledge.service import embedder_for
 
     own_card = is_builtin(kb_name)
     embedder = None if own_card else embedder_for(address, kb_name, None)
@@ -111,7 +111,7 @@ def passages_not_refusal(answer, stream: Iterator[str]) -> Iterator[str]:
     information cannot answer this" is the small model failing: the card's passages are shown instead,
     labelled as retrieved text (as with --no-llm). Text that could still become the refusal is held back,
     so the refusal itself is never shown; any other answer streams as it comes."""
-    from knowledge.answer import CANNOT_ANSWER, retrieved_text
+    from birdsdao.knowledge.answer import CANNOT_ANSWER, retrieved_text
 
     refusal = CANNOT_ANSWER[answer.lang]
     held = ""
@@ -137,8 +137,8 @@ def card_retriever(address, kb_name: str, embedder, species: str | None, lang: s
     """Retrieval for one species' description: in the built-in KB, only that species' card in the reader's
     language, ranked by BM25 alone (every chunk is about the bird already; no embedding model to load, which
     would cost seconds); in another KB, hybrid search for the question (`embedder` may be None for the built-in KB)."""
-    from knowledge.builtin import is_builtin
-    from knowledge.retrieval import search
+    from birdsdao.knowledge.builtin import is_builtin
+    from birdsdao.knowledge.retrieval import search
 
     own_card = bool(species) and is_builtin(kb_name)
     where = {"species": species, "lang": lang} if own_card else None

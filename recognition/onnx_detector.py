@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.species_cards import card_names
-from recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
+from birdsdao.knowledge.species_cards import card_names
+from birdsdao.recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
 
 PAD_VALUE = 114
 

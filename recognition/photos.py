@@ -39,7 +39,7 @@ def open_photo(path: Path):
     """An RGB PIL image turned the way the camera meant (EXIF orientation); UnidentifiedImageError/OSError if not."""
     from PIL import ImageOps
 
-    from data_prep.images import _pillow_open
+    from birdsdao.data_prep.images import _pillow_open
 
     with _pillow_open()(path) as image:
         image.load()

@@ -70,8 +70,8 @@ def make_folder(folder: Path, *, config: dict | None = None, state: dict | None 
     """
     import torch
 
-    from language_model.chatglm2.config import ChatGLM2Config
-    from language_model.chatglm2.modeling import ChatGLM2ForCausalLM
+    from birdsdao.language_model.chatglm2.config import ChatGLM2Config
+    from birdsdao.language_model.chatglm2.modeling import ChatGLM2ForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
     config = dict(config or TINY_CONFIG)

@@ -3,8 +3,8 @@
 import hashlib
 import json
 
-from knowledge.species_cards import read_species_list
-from recognition.detector import MANIFEST, WEIGHTS_DIR, open_detector
+from birdsdao.knowledge.species_cards import read_species_list
+from birdsdao.recognition.detector import MANIFEST, WEIGHTS_DIR, open_detector
 
 
 def test_bundled_files_match_their_sha256():

@@ -25,7 +25,7 @@ def glm(tmp_path_factory) -> Path:
 
 
 def load(folder, work):
-    from language_model.models import load_model
+    from birdsdao.language_model.models import load_model
 
     return load_model(folder, work / "models")
 
@@ -36,10 +36,10 @@ def logits(model):
 
 
 def test_a_chatglm2_folder_loads_natively_and_streams(glm, tmp_path):
-    from language_model.chatglm2.modeling import ChatGLM2ForCausalLM
-    from language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
-    from language_model.generate import GenerationSettings, stream_text
-    from language_model.prompts import build_prompt
+    from birdsdao.language_model.chatglm2.modeling import ChatGLM2ForCausalLM
+    from birdsdao.language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
+    from birdsdao.language_model.generate import GenerationSettings, stream_text
+    from birdsdao.language_model.prompts import build_prompt
 
     loaded = load(glm, tmp_path)
     assert loaded.family == "chatglm" and isinstance(loaded.model, ChatGLM2ForCausalLM)
@@ -56,7 +56,7 @@ def test_a_chatglm2_folder_loads_natively_and_streams(glm, tmp_path):
 
 @pytest.fixture(scope="module")
 def tuned(glm, tmp_path_factory):
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     work = tmp_path_factory.mktemp("glm-ptune")
     data = work / "birds.json"
@@ -89,7 +89,7 @@ def test_ptune_trains_only_chatglm2s_prefix_encoder(tuned):
 def test_the_prefix_loads_back_in_both_formats_and_changes_the_output(glm, tuned, tmp_path):
     from safetensors.torch import load_file
 
-    from language_model.ptune import load_prefix
+    from birdsdao.language_model.ptune import load_prefix
 
     prefix = Path(tuned["result"].prefix)
     plain = logits(load(glm, tmp_path).model)
@@ -105,7 +105,7 @@ def test_the_prefix_loads_back_in_both_formats_and_changes_the_output(glm, tuned
 
 
 def test_a_birds_prefix_of_another_chatglm2_base_is_refused(tuned, tmp_path):
-    from language_model.ptune import PrefixMismatchError, load_prefix
+    from birdsdao.language_model.ptune import PrefixMismatchError, load_prefix
 
     other = make_folder(tmp_path / "three-layers", config={**TINY_CONFIG, "num_layers": 3})
     with pytest.raises(PrefixMismatchError, match="was trained on"):
@@ -118,8 +118,8 @@ def test_a_birds_prefix_of_another_chatglm2_base_is_refused(tuned, tmp_path):
 
 
 def test_answers_with_the_prefix_on_the_fast_cpu_path(glm, tuned, tmp_path):
-    from language_model.generate import Chat, GenerationSettings
-    from language_model.runtime import load_answering_model
+    from birdsdao.language_model.generate import Chat, GenerationSettings
+    from birdsdao.language_model.runtime import load_answering_model
 
     loaded = load_answering_model(str(glm), tmp_path / "models", prefix=Path(tuned["result"].prefix))
     assert loaded.model.dtype == torch.bfloat16
@@ -130,8 +130,8 @@ def test_answers_with_the_prefix_on_the_fast_cpu_path(glm, tuned, tmp_path):
 
 def test_quantization_needs_a_gpu(glm, tmp_path):
     from birdsdao.errors import InvalidInputError
-    from language_model.chatglm2.loading import load_chatglm2
-    from language_model.models import load_model
+    from birdsdao.language_model.chatglm2.loading import load_chatglm2
+    from birdsdao.language_model.models import load_model
 
     with pytest.raises(InvalidInputError, match="needs a CUDA GPU"):
         load_model(glm, tmp_path / "models", quantization_bit=4)
@@ -140,7 +140,7 @@ def test_quantization_needs_a_gpu(glm, tmp_path):
 
 
 def test_chatglm3_and_version_1_folders_are_refused(tmp_path):
-    from language_model.models import ModelNotSupportedError, load_model
+    from birdsdao.language_model.models import ModelNotSupportedError, load_model
 
     for name, extra in (("chatglm3-6b", {"_name_or_path": "THUDM/chatglm3-6b"}),
                         ("chatglm-6b", {"position_encoding_2d": True})):

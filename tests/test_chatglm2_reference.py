@@ -23,7 +23,7 @@ def reference(case: str):
 
 
 def reference_model(folder):
-    from language_model.chatglm2.loading import build_model
+    from birdsdao.language_model.chatglm2.loading import build_model
 
     return build_model(folder).eval()
 
@@ -75,7 +75,7 @@ def test_greedy_tokens_and_cached_steps_match_the_original(case):
 
 @pytest.mark.parametrize("kind", ["bin", "safetensors"])
 def test_sharded_checkpoints_load_as_the_single_file(kind, tmp_path):
-    from language_model.chatglm2.weights import read_tensors, weight_files
+    from birdsdao.language_model.chatglm2.weights import read_tensors, weight_files
 
     folder, vectors = reference("A")
     shutil.copy(folder / "config.json", tmp_path)
@@ -105,7 +105,7 @@ def original_prefix_checkpoint(folder, tensor, kind: str):
 @pytest.fixture
 def base_a(tmp_path):
     """Reference A as a ChatGLM2-6B-style folder (a tokenizer added), loaded the way `--base-model` loads it."""
-    from language_model.models import load_model
+    from birdsdao.language_model.models import load_model
 
     folder, _ = reference("A")
     base = tmp_path / "chatglm2-a"
@@ -118,8 +118,8 @@ def base_a(tmp_path):
 
 @pytest.mark.parametrize("kind", ["bin", "safetensors"])
 def test_an_original_prefix_checkpoint_changes_the_output_exactly_as_bs_prefix(kind, base_a, tmp_path):
-    from language_model.chatglm2.weights import read_tensors
-    from language_model.ptune import load_prefix
+    from birdsdao.language_model.chatglm2.weights import read_tensors
+    from birdsdao.language_model.ptune import load_prefix
 
     folder, vectors = reference("B")
     prefix = read_tensors(folder / "model.safetensors")["transformer.prefix_encoder.embedding.weight"]
@@ -134,7 +134,7 @@ def test_an_original_prefix_checkpoint_changes_the_output_exactly_as_bs_prefix(k
 
 
 def test_a_prefix_of_another_shape_is_refused(base_a, tmp_path):
-    from language_model.ptune import PrefixMismatchError, load_prefix
+    from birdsdao.language_model.ptune import PrefixMismatchError, load_prefix
 
     narrow = original_prefix_checkpoint(tmp_path / "checkpoint-1", torch.zeros(4, 64), "bin")
     with pytest.raises(PrefixMismatchError, match=r"embedding.weight is \[4, 64\], this base needs \[4, 128\]"):

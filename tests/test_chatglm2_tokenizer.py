@@ -7,7 +7,7 @@ from tests.chatglm2_tiny import train_tokenizer
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
+    from birdsdao.language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
 
     folder = tmp_path_factory.mktemp("glm-tokenizer")
     train_tokenizer(folder)
@@ -45,7 +45,7 @@ def test_batches_pad_on_the_left_and_become_tensors(tokenizer):
 
 
 def test_the_chat_format_numbers_rounds_from_one(tokenizer):
-    from language_model.prompts import build_prompt
+    from birdsdao.language_model.prompts import build_prompt
 
     assert tokenizer.build_prompt("丹顶鹤吃什么？") == "[Round 1]\n\n问：丹顶鹤吃什么？\n\n答："
     history = [("丹顶鹤吃什么？", "鱼和虾。")]

@@ -81,7 +81,7 @@ def test_prepare_data_human_output(birds_tree, tmp_path):
 
 
 def test_prepare_data_passes_every_option_to_the_library(tmp_path):
-    with mock.patch("data_prep.convert_dataset") as convert:
+    with mock.patch("birdsdao.data_prep.convert_dataset") as convert:
         convert.return_value.to_dict.return_value = {"ok": True}
         result = runner.invoke(app, [
             "prepare-data", "src", "out", "--classes", "12", "--boxes", "detector", "--detector", "yolov8n.pt",
@@ -103,7 +103,7 @@ def test_prepare_data_existing_output_needs_overwrite(birds_tree, tmp_path):
 
 
 def test_train_passes_options_and_settings_to_the_library(tmp_path):
-    with mock.patch("training.train.train_detector") as train:
+    with mock.patch("birdsdao.training.train.train_detector") as train:
         train.return_value.to_dict.return_value = {"run_dir": "x"}
         result = runner.invoke(app, [
             "--home", str(tmp_path), "train", "data.yaml", "--epochs", "3", "--imgsz", "64", "--sparse",
@@ -130,7 +130,7 @@ def test_train_missing_data_is_one_line(tmp_path):
 
 
 def test_prune_with_finetune_hands_the_pruned_weights_on(tmp_path):
-    with mock.patch("pruning.prune.prune_detector") as prune, mock.patch("pruning.finetune.finetune_pruned") as tune:
+    with mock.patch("birdsdao.pruning.prune.prune_detector") as prune, mock.patch("birdsdao.pruning.finetune.finetune_pruned") as tune:
         prune.return_value.weights = str(tmp_path / "pruned.pt")
         prune.return_value.to_dict.return_value = {"weights": "p"}
         tune.return_value.to_dict.return_value = {"params": 1}

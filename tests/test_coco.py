@@ -1,6 +1,6 @@
 import json
 
-from data_prep.coco import CocoWriter
+from birdsdao.data_prep.coco import CocoWriter
 
 
 def test_coco_lines_are_the_json_of_their_values(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from birdsdao.errors import InvalidInputError, OutputExistsError
-from data_prep import ConvertConfig, convert_dataset
+from birdsdao.data_prep import ConvertConfig, convert_dataset
 from tests.conftest import jpeg_bytes, shared_data
 
 
@@ -146,7 +146,7 @@ def test_full_frame_labels_of_a_class_are_links_of_one_read_only_file(birds_tree
 
 
 def test_labels_are_written_where_a_hard_link_cannot_be_made(birds_tree, tmp_path, monkeypatch):
-    import data_prep.images as images
+    import birdsdao.data_prep.images as images
 
     real_link = os.link
 
@@ -225,7 +225,7 @@ def test_detector_boxes_with_fallback_to_the_full_frame(birds_tree, tmp_path):
 
 
 def test_a_failure_midway_leaves_no_output(birds_tree, tmp_path, monkeypatch):
-    import data_prep.convert as convert_module
+    import birdsdao.data_prep.convert as convert_module
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_prep import ConvertConfig, convert_dataset
-from pruning.finetune import FinetuneConfig, PruningLostError, finetune_pruned
-from pruning.prune import PruneConfig, prune_detector
+from birdsdao.data_prep import ConvertConfig, convert_dataset
+from birdsdao.pruning.finetune import FinetuneConfig, PruningLostError, finetune_pruned
+from birdsdao.pruning.prune import PruneConfig, prune_detector
 from tests.conftest import make_tree
-from training.train import TrainConfig, train_detector
-from training.validate import validate_detector
+from birdsdao.training.train import TrainConfig, train_detector
+from birdsdao.training.validate import validate_detector
 
 pytestmark = pytest.mark.slow
 QUICK = {"warmup_epochs": 0, "plots": False, "mosaic": 0.0}
@@ -41,7 +41,7 @@ def test_finetune_keeps_the_pruned_network_and_its_accuracy(pruned):
 
 
 def test_a_rebuilt_network_is_refused(pruned, monkeypatch):
-    import training.ultralytics_adapter as adapter
+    import birdsdao.training.ultralytics_adapter as adapter
 
     monkeypatch.setattr(adapter, "pruned_trainer_class", lambda: adapter.trainer_class())  # the stock rebuild
     with pytest.raises(PruningLostError, match="instead of the pruned"):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.answer import CANNOT_ANSWER, grounded_question
-from knowledge.species_cards import bundled_cards
-from language_model.grounded_set import (
+from birdsdao.knowledge.answer import CANNOT_ANSWER, grounded_question
+from birdsdao.knowledge.species_cards import bundled_cards
+from birdsdao.language_model.grounded_set import (
     PASSAGES,
     build_grounded_set,
     card_passages,
@@ -18,7 +18,7 @@ from language_model.grounded_set import (
     fact_records,
     no_answer_records,
 )
-from language_model.tuning_set import is_dev_species, records_json
+from birdsdao.language_model.tuning_set import is_dev_species, records_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "data" / "ptune" / "grounded"
@@ -43,7 +43,7 @@ def test_committed_files_are_what_the_generator_writes(grounded):
     train, dev = grounded
     for stem, rows in (("train", train), ("dev", dev)):
         assert (FOLDER / f"{stem}.json").read_text(encoding="utf-8") == records_json(rows), (
-            f"data/ptune/grounded/{stem}.json is stale: run python -m language_model.grounded_set")
+            f"data/ptune/grounded/{stem}.json is stale: run python -m birdsdao.language_model.grounded_set")
 
 
 def test_prompts_are_the_askers_own(cards):

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from birdsdao_cli.main import app
-from recognition.detector import group_boxes
+from birdsdao.recognition.detector import group_boxes
 from tests.conftest import biased_detector, jpeg_bytes, shared_data
 
 runner = CliRunner()
@@ -85,7 +85,7 @@ def test_unreadable_input_is_reported_not_fatal_unless_nothing_is_left(detectors
 
 
 def test_missing_bundled_or_named_weights_are_clear(tmp_path, monkeypatch):
-    import recognition.detector as detector_module
+    import birdsdao.recognition.detector as detector_module
 
     monkeypatch.setattr(detector_module, "MANIFEST", tmp_path / "MANIFEST.json")
     result = identify(tmp_path, "--no-describe")
@@ -166,8 +166,8 @@ def test_an_exif_rotated_photo_is_measured_upright(detectors, tmp_path):
 
 
 def test_several_species_are_counted_and_each_described_once():
-    from recognition.detector import Bird
-    from recognition.identify import PhotoResult, species_to_describe
+    from birdsdao.recognition.detector import Bird
+    from birdsdao.recognition.identify import PhotoResult, species_to_describe
 
     def bird(species, confidence, certain=True):
         return Bird(species, species.title(), "", confidence, (0, 0, 1, 1), certain)
@@ -189,8 +189,8 @@ def test_quantization_on_a_cpu_fails_before_any_photo_is_read(detectors, photos)
 
 
 def test_a_refused_description_becomes_the_cards_passages_and_other_answers_stream_unchanged():
-    from knowledge.answer import Answer
-    from recognition.identify import passages_not_refusal
+    from birdsdao.knowledge.answer import Answer
+    from birdsdao.recognition.identify import passages_not_refusal
 
     class Hit:
         def __init__(self, text):

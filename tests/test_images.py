@@ -1,6 +1,6 @@
 from PIL import Image
 
-from data_prep.images import probe_and_place, safe_stem
+from birdsdao.data_prep.images import probe_and_place, safe_stem
 from tests.conftest import jpeg_bytes
 
 
@@ -37,7 +37,7 @@ def test_probing_ignores_the_ultralytics_pillow_patch(tmp_path):
     import ultralytics.utils.patches  # noqa: F401  (patches PIL.Image.open on import)
     from PIL import Image
 
-    from data_prep.images import probe_and_place
+    from birdsdao.data_prep.images import probe_and_place
 
     assert Image.open.__module__ == "ultralytics.utils.patches"
     notes = tmp_path / "notes.jpg"

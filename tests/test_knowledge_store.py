@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from knowledge import service
-from knowledge.service import StoreAddress
-from knowledge.store import EmbeddingModelMismatch, KnowledgeBaseExists, KnowledgeBaseNotFound, kb_slug
+from birdsdao.knowledge import service
+from birdsdao.knowledge.service import StoreAddress
+from birdsdao.knowledge.store import EmbeddingModelMismatch, KnowledgeBaseExists, KnowledgeBaseNotFound, kb_slug
 
 MAGPIE_ZH = """# 红嘴蓝鹊
 红嘴蓝鹊是鸦科鸟类，尾羽很长，嘴和脚都是红色的。它们常常结成小群在林缘和公园里活动，叫声响亮而嘈杂。
@@ -81,7 +81,7 @@ def test_add_is_idempotent_and_an_edit_replaces_the_old_chunks(address, docs):
 
 
 def test_remove_needs_an_unambiguous_document_and_takes_all_its_chunks(address, docs):
-    from knowledge.store import DocumentNotFound
+    from birdsdao.knowledge.store import DocumentNotFound
 
     service.create(address, "notes")
     service.add(address, "notes", [docs])
@@ -129,7 +129,7 @@ def other_embedder_dir(tmp_path_factory) -> Path:
     from sentence_transformers import SentenceTransformer, models
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from knowledge.embeddings import resolve_embedding_model
+    from birdsdao.knowledge.embeddings import resolve_embedding_model
 
     folder = tmp_path_factory.mktemp("other-embedder")
     bert_dir = folder / "bert"
@@ -163,7 +163,7 @@ def test_a_kb_refuses_another_embedding_model(address, docs, other_embedder_dir)
 WRITER = """
 import sys
 from pathlib import Path
-from knowledge.service import StoreAddress, add
+from birdsdao.knowledge.service import StoreAddress, add
 result = add(StoreAddress(Path(sys.argv[1])), "shared", [Path(p) for p in sys.argv[2:]])
 print(result.chunks_added)
 """
@@ -242,7 +242,7 @@ def test_a_chroma_server_serves_the_same_operations(chroma_server, tmp_path, doc
 
 
 def test_an_absent_server_is_one_clear_error(tmp_path):
-    from knowledge.store import StoreUnavailable
+    from birdsdao.knowledge.store import StoreUnavailable
 
     address = StoreAddress(tmp_path / "kb", host="127.0.0.1", port=_free_port())
     with pytest.raises(StoreUnavailable, match="no Chroma server answers at 127.0.0.1"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from language_model.generate import Chat, GenerationSettings, _until_stop, stream_text
-from language_model.models import ModelNotSupportedError, TokenizerRoundTripError, check_round_trip, load_model
-from language_model.prompts import build_prompt
+from birdsdao.language_model.generate import Chat, GenerationSettings, _until_stop, stream_text
+from birdsdao.language_model.models import ModelNotSupportedError, TokenizerRoundTripError, check_round_trip, load_model
+from birdsdao.language_model.prompts import build_prompt
 
 
 def test_a_local_folder_loads_with_a_fingerprint(tiny_model_dir, tmp_path):
@@ -17,6 +17,28 @@ def test_a_local_folder_loads_with_a_fingerprint(tiny_model_dir, tmp_path):
     assert loaded.family == "llama" and loaded.name == str(tiny_model_dir)
     again = load_model(tiny_model_dir, tmp_path / "models")
     assert again.fingerprint == loaded.fingerprint and len(loaded.fingerprint) == 16
+
+
+def test_the_fingerprint_follows_the_weights_not_the_library_that_saved_them(tiny_model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    before = load_model(tiny_model_dir, tmp_path / "models").fingerprint
+    newer = tmp_path / "saved-by-a-newer-transformers"
+    shutil.copytree(tiny_model_dir, newer)
+    config = json.loads((newer / "config.json").read_text(encoding="utf-8"))
+    config["transformers_version"] = "9.99.0"
+    (newer / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert load_model(newer, tmp_path / "models").fingerprint == before
+
+    for name in ("model.norm.weight", "model.embed_tokens.weight"):  # one value changed in a vector, a matrix
+        other = tmp_path / f"another-checkpoint-{name}"
+        shutil.copytree(tiny_model_dir, other)
+        weights = load_file(other / "model.safetensors")
+        weights[name].view(-1)[3] += 1.0
+        save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+        assert load_model(other, tmp_path / "models").fingerprint != before
 
 
 def test_streamed_pieces_make_the_greedy_answer(tiny_model_dir, tmp_path):
@@ -100,7 +122,7 @@ def gemma(tmp_path_factory):
 def test_default_gemma_converts_once_and_writes_chinese_and_english(gemma):
     import time
 
-    from language_model.prompts import has_cjk
+    from birdsdao.language_model.prompts import has_cjk
 
     assert any("once" in message for message in gemma["messages"])
     started = time.perf_counter()
@@ -132,7 +154,7 @@ BIRDS = [
 
 def test_malformed_records_are_named_and_empty_outputs_counted(tmp_path):
     from birdsdao.errors import InvalidInputError
-    from language_model.ptune_data import read_examples
+    from birdsdao.language_model.ptune_data import read_examples
 
     examples, empty = read_examples(alpaca(tmp_path, BIRDS + [{"instruction": "x", "input": "", "output": " "}]))
     assert (len(examples), empty) == (4, 1)
@@ -147,7 +169,7 @@ def test_malformed_records_are_named_and_empty_outputs_counted(tmp_path):
 
 @pytest.fixture(scope="module")
 def tuned(tiny_model_dir, tmp_path_factory):
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     work = tmp_path_factory.mktemp("ptune")
     data = alpaca(work, BIRDS * 3)
@@ -181,7 +203,7 @@ def test_ptune_lowers_the_loss_and_writes_the_original_outputs(tuned):
 def test_saved_prefix_reloads_with_identical_logits(tuned, tiny_model_dir):
     import torch
 
-    from language_model.ptune import load_prefix
+    from birdsdao.language_model.ptune import load_prefix
 
     work = tuned["work"]
     first = load_prefix(load_model(tiny_model_dir, work / "models"), Path(tuned["result"].prefix))
@@ -197,7 +219,7 @@ def test_the_target_only_loss_equals_the_full_loss(tuned, tiny_model_dir):
     """Rows of different lengths, targets starting at different places, one target at position 0."""
     import torch
 
-    from language_model.ptune import _batches, load_prefix, target_loss
+    from birdsdao.language_model.ptune import _batches, load_prefix, target_loss
 
     work = tuned["work"]
     model = load_prefix(load_model(tiny_model_dir, work / "models"), Path(tuned["result"].prefix))
@@ -212,7 +234,7 @@ def test_the_target_only_loss_equals_the_full_loss(tuned, tiny_model_dir):
 
 
 def test_a_long_prompt_loses_its_front_not_its_question(tiny_model_dir, tmp_path):
-    from language_model.ptune import prompt_ids
+    from birdsdao.language_model.ptune import prompt_ids
 
     tokenizer = load_model(tiny_model_dir, tmp_path / "models").tokenizer
     prompt = "passage " * 50 + "question: what does the robin eat?"
@@ -228,7 +250,7 @@ def test_prefix_of_another_base_is_refused(tuned, tmp_path):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from language_model.ptune import PrefixMismatchError, load_prefix
+    from birdsdao.language_model.ptune import PrefixMismatchError, load_prefix
 
     other = tmp_path / "other"
     base = load_model(tuned["config"].base_model, tmp_path / "models")
@@ -243,7 +265,7 @@ def test_prefix_of_another_base_is_refused(tuned, tmp_path):
 def test_resume_continues_from_the_last_checkpoint(tuned):
     from dataclasses import replace
 
-    from language_model.ptune import run_ptune
+    from birdsdao.language_model.ptune import run_ptune
 
     steps = []
     config = replace(tuned["config"], resume=True, max_steps=24)
@@ -255,7 +277,7 @@ def test_quantization_needs_a_gpu(tuned):
     from dataclasses import replace
 
     from birdsdao.errors import InvalidInputError
-    from language_model.ptune import run_ptune
+    from birdsdao.language_model.ptune import run_ptune
 
     with pytest.raises(InvalidInputError, match="needs a CUDA GPU"):
         run_ptune(replace(tuned["config"], quantization_bit=4), tuned["work"] / "models")
@@ -263,7 +285,7 @@ def test_quantization_needs_a_gpu(tuned):
 
 @pytest.mark.slow
 def test_a_few_ptune_steps_on_the_real_model_write_every_output(gemma, tmp_path):
-    from language_model.ptune import PtuneConfig, load_prefix, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune
 
     data = alpaca(tmp_path, BIRDS * 2)
     config = PtuneConfig(data=data, output=tmp_path / "prefix", pre_seq_len=8, batch_size=1,
@@ -281,7 +303,7 @@ def test_a_few_ptune_steps_on_the_real_model_write_every_output(gemma, tmp_path)
 def test_ptune_shows_no_library_notices(tiny_model_dir, tmp_path, capsys):
     import warnings
 
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     config = PtuneConfig(data=alpaca(tmp_path, BIRDS * 2), output=tmp_path / "prefix", base_model=str(tiny_model_dir),
                          pre_seq_len=4, max_steps=2, gradient_accumulation_steps=1, max_target_length=6)
@@ -314,8 +336,8 @@ def test_ptune_command_prints_json(tiny_model_dir, tmp_path):
 def test_cpu_speed_up_keeps_the_predictions(tiny_model_dir, tuned, tmp_path):
     import torch
 
-    from language_model.ptune import load_prefix
-    from language_model.speed import speed_up_for_cpu
+    from birdsdao.language_model.ptune import load_prefix
+    from birdsdao.language_model.speed import speed_up_for_cpu
 
     ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
     for make in (lambda: load_model(tiny_model_dir, tmp_path / "m").model,
@@ -331,7 +353,7 @@ def test_cpu_speed_up_keeps_the_predictions(tiny_model_dir, tuned, tmp_path):
 def test_eval_only_rescores_an_existing_prefix(tuned, tmp_path):
     from dataclasses import replace
 
-    from language_model.ptune import run_ptune
+    from birdsdao.language_model.ptune import run_ptune
 
     first = json.loads((Path(tuned["result"].prefix) / "eval_results.json").read_text())
     config = replace(tuned["config"], eval_only=True, prefix=Path(tuned["result"].prefix), output=tmp_path / "again")
@@ -341,7 +363,7 @@ def test_eval_only_rescores_an_existing_prefix(tuned, tmp_path):
 
 
 def test_a_looping_answer_stops_at_the_first_repeated_line():
-    from language_model.generate import _until_loop
+    from birdsdao.language_model.generate import _until_loop
 
     halt = threading.Event()
     pieces = ["家朱雀吃：\n1. 种", "子\n", "2. 骨骼\n", "3. 骨", "骼\n", "4. 骨骼\n", "5. 骨骼"]
@@ -353,9 +375,9 @@ def test_a_looping_answer_stops_at_the_first_repeated_line():
 
 @pytest.mark.slow
 def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(gemma):
-    from language_model.generate import GenerationSettings, stream_text
-    from language_model.prompts import build_prompt
-    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
+    from birdsdao.language_model.generate import GenerationSettings, stream_text
+    from birdsdao.language_model.prompts import build_prompt
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
 
     def answer(loaded, question="请告诉我些关于橙顶灶莺的知识吧？"):
         prompt, stops = build_prompt(loaded.tokenizer, loaded.family, question)
@@ -367,7 +389,7 @@ def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(ge
     assert tuned.model.peft_config["default"].num_virtual_tokens == 32
     assert answer(plain) != answer(tuned)
     # tuned on grounded prompts: given a held-out bird's passages, it answers from them
-    from knowledge.answer import grounded_question
+    from birdsdao.knowledge.answer import grounded_question
 
     passages = ["姬鹬（Jack Snipe，Lymnocryptes minimus） 繁殖：在沼泽中的草丛里营地面巢。",
                 "姬鹬（Jack Snipe，Lymnocryptes minimus） 食性：在软泥中探食昆虫及其幼虫、蠕虫和小螺，也吃一些种子。"]
@@ -376,7 +398,7 @@ def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(ge
 
 def test_the_bundled_prefix_is_the_default_of_the_default_model_only(tmp_path):
     from birdsdao.errors import InvalidInputError
-    from language_model.runtime import BUNDLED_PREFIX, resolve_prefix
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, resolve_prefix
 
     assert resolve_prefix(None, None) == (BUNDLED_PREFIX, True)
     assert resolve_prefix("/models/qwen", None) == (None, False)  # tuned on Gemma: never put on another base
@@ -387,8 +409,8 @@ def test_the_bundled_prefix_is_the_default_of_the_default_model_only(tmp_path):
 
 
 def test_a_default_prefix_that_does_not_fit_gives_way_but_an_asked_for_one_fails(tiny_model_dir, tmp_path):
-    from language_model.ptune import PrefixMismatchError
-    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
+    from birdsdao.language_model.ptune import PrefixMismatchError
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
 
     said = []
     loaded = load_answering_model(tiny_model_dir, tmp_path / "models", prefix=BUNDLED_PREFIX, prefix_optional=True,

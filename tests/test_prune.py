@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from birdsdao.errors import InvalidInputError
-from pruning.plan import prunable_batchnorms
-from pruning.prune import PruneConfig, prune_detector
-from pruning.surgery import apply_plan
+from birdsdao.pruning.plan import prunable_batchnorms
+from birdsdao.pruning.prune import PruneConfig, prune_detector
+from birdsdao.pruning.surgery import apply_plan
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ QUANTIZED = {8: (torch.int8, 0.02), 4: (torch.uint8, 0.25)}
 
 @pytest.fixture
 def gpu_check_passes(monkeypatch):
-    import language_model.models as models
+    import birdsdao.language_model.models as models
 
     monkeypatch.setattr(models, "check_quantization", lambda bits, device: None)
 
@@ -34,8 +34,8 @@ def quantized_layers(model) -> list:
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_chatglm2_encoder_in_4_and_8_bits_keeps_the_original_logits(bits):
-    from language_model.chatglm2.loading import build_model
-    from language_model.chatglm2.quantize import quantize_encoder
+    from birdsdao.language_model.chatglm2.loading import build_model
+    from birdsdao.language_model.chatglm2.quantize import quantize_encoder
 
     folder = shared_data("chatglm2-reference") / "A"
     vectors = json.loads((folder / "vectors.json").read_text(encoding="utf-8"))
@@ -55,7 +55,7 @@ def test_chatglm2_encoder_in_4_and_8_bits_keeps_the_original_logits(bits):
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_a_transformers_base_loads_from_the_bitsandbytes_arguments(tiny_model_dir, bits):
-    from language_model.models import _load_auto, bitsandbytes_arguments
+    from birdsdao.language_model.models import _load_auto, bitsandbytes_arguments
 
     model, tokenizer = _load_auto(tiny_model_dir, torch.float16, bitsandbytes_arguments(bits, "cpu"))
     layers = quantized_layers(model)
@@ -71,7 +71,7 @@ def test_a_transformers_base_loads_from_the_bitsandbytes_arguments(tiny_model_di
 
 
 def test_gpu_arguments_name_the_gpu():
-    from language_model.models import bitsandbytes_arguments
+    from birdsdao.language_model.models import bitsandbytes_arguments
 
     assert bitsandbytes_arguments(4, "cuda:1")["device_map"] == {"": 1}
     assert bitsandbytes_arguments(8, "0")["device_map"] == {"": 0}
@@ -89,8 +89,8 @@ def test_ptune_trains_only_the_prefix_on_a_quantized_base(base, bits, tiny_model
                                                           gpu_check_passes):
     from safetensors import safe_open
 
-    from language_model.models import load_model
-    from language_model.ptune import PtuneConfig, load_prefix, run_ptune
+    from birdsdao.language_model.models import load_model
+    from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune
 
     folder = tiny_model_dir if base == "llama" else glm_folder
     config = PtuneConfig(data=alpaca(tmp_path, BIRDS * 3), output=tmp_path / "prefix", base_model=str(folder),

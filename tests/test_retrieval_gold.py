@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.evaluation import CORPUS_DIR, card_key, corpus_key, evaluate_kb, read_gold, score
-from knowledge.species_cards import read_species_list
+from birdsdao.knowledge.evaluation import CORPUS_DIR, card_key, corpus_key, evaluate_kb, read_gold, score
+from birdsdao.knowledge.species_cards import read_species_list
 
 
 def test_the_gold_set_is_big_enough_and_points_at_real_documents():
@@ -28,7 +28,7 @@ def test_the_gold_set_is_big_enough_and_points_at_real_documents():
 
 
 def test_metrics_count_a_document_once_and_score_rejection():
-    from knowledge.evaluation import GoldQuestion
+    from birdsdao.knowledge.evaluation import GoldQuestion
 
     class Hit:
         def __init__(self, doc, relevant=True):
@@ -45,8 +45,8 @@ def test_metrics_count_a_document_once_and_score_rejection():
 
 @pytest.fixture(scope="module")
 def gold_results(tmp_path_factory):
-    from knowledge import service
-    from knowledge.builtin import BUILTIN_NAME, ensure_builtin
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
 
     address = service.StoreAddress(tmp_path_factory.mktemp("gold-home") / "kb")
     service.create(address, "gold-corpus")
@@ -76,9 +76,9 @@ def test_hybrid_retrieval_meets_its_targets(gold_results, kb, lang):
 
 @pytest.mark.slow
 def test_an_identified_species_finds_its_own_card_first(gold_results):
-    from knowledge import service
-    from knowledge.builtin import BUILTIN_NAME, ensure_builtin
-    from knowledge.retrieval import search
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
+    from birdsdao.knowledge.retrieval import search
 
     address = gold_results["address"]
     assert ensure_builtin(address) is None  # current: nothing to do

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from birdsdao.errors import InvalidInputError
-from data_prep.selection import rank_species, read_species_file, select_top
-from data_prep.source import read_source
+from birdsdao.data_prep.selection import rank_species, read_species_file, select_top
+from birdsdao.data_prep.source import read_source
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COUNTS = {"B": 5, "A": 5, "C": 9, "D": 5, "E": 1}

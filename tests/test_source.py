@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from birdsdao.errors import DatasetNotFoundError, InvalidInputError
-from data_prep.source import canonical_name, clean_scientific_name, read_source
+from birdsdao.data_prep.source import canonical_name, clean_scientific_name, read_source
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from birdsdao.errors import InvalidInputError, UnsupportedUltralyticsVersion, WeightsNotFoundError
-from data_prep import ConvertConfig, convert_dataset
+from birdsdao.data_prep import ConvertConfig, convert_dataset
 from tests.conftest import make_tree
-from training.sparsity import l1_lambda
-from training.train import TrainConfig, train_detector
+from birdsdao.training.sparsity import l1_lambda
+from birdsdao.training.train import TrainConfig, train_detector
 
 pytestmark = pytest.mark.slow
 # Strong, fast settings so that three tiny epochs move γ visibly: no warm-up (it holds the BN learning rate
@@ -82,7 +82,7 @@ def test_run_folder_holds_statistics_plot_and_summary(runs):
 def test_penalty_is_applied_once_per_optimizer_step_with_accumulation(tiny_data, tmp_path):
     from ultralytics import YOLO
 
-    from training.ultralytics_adapter import trainer_class
+    from birdsdao.training.ultralytics_adapter import trainer_class
 
     counts = {"batches": 0, "steps": 0}
 
@@ -112,7 +112,7 @@ def test_penalty_is_applied_once_per_optimizer_step_with_accumulation(tiny_data,
 
 def test_penalty_survives_amp_loss_scaling():
     """Under AMP the gradients are scaled when optimizer_step starts; the penalty must be scaled alike."""
-    from training.ultralytics_adapter import trainer_class
+    from birdsdao.training.ultralytics_adapter import trainer_class
 
     trainer = object.__new__(trainer_class(l1=0.01))  # no ultralytics set-up: only what optimizer_step uses
     net = nn.Sequential(nn.Conv2d(1, 4, 1), nn.BatchNorm2d(4))
@@ -131,7 +131,7 @@ def test_penalty_survives_amp_loss_scaling():
 def test_unsupported_ultralytics_is_refused(monkeypatch):
     import ultralytics
 
-    from training.ultralytics_adapter import check_ultralytics
+    from birdsdao.training.ultralytics_adapter import check_ultralytics
 
     monkeypatch.setattr(ultralytics, "__version__", "8.3.40")
     with pytest.raises(UnsupportedUltralyticsVersion, match="8.3.40"):
@@ -184,7 +184,7 @@ def test_trainer_class_survives_the_cloudpickle_ddp_uses():
     """Multi-GPU DDP ships type(trainer) to every rank with cloudpickle: the settings must travel with it."""
     import cloudpickle
 
-    from training.ultralytics_adapter import log_epoch, trainer_class
+    from birdsdao.training.ultralytics_adapter import log_epoch, trainer_class
 
     original = trainer_class(l1=3e-3, l1_decay=0.5)
     copy = cloudpickle.loads(cloudpickle.dumps(original))
@@ -195,7 +195,7 @@ def test_trainer_class_survives_the_cloudpickle_ddp_uses():
 def test_a_classifier_checkpoint_is_refused(tmp_path):
     from ultralytics import YOLO
 
-    from training.checks import load_training_model
+    from birdsdao.training.checks import load_training_model
 
     classifier = YOLO("yolov8n-cls.yaml")
     classifier.save(str(tmp_path / "cls.pt"))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.species_cards import bundled_cards
-from language_model.tuning_set import (
+from birdsdao.knowledge.species_cards import bundled_cards
+from birdsdao.language_model.tuning_set import (
     IDENTITY,
     QUESTIONS,
     build_tuning_set,
@@ -23,7 +23,7 @@ from language_model.tuning_set import (
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "data" / "ptune"
-REGENERATE = "python -m language_model.tuning_set"
+REGENERATE = "python -m birdsdao.language_model.tuning_set"
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_a_template_whose_field_is_empty_is_skipped(cards):
 
 
 def test_read_examples_reads_both_files():
-    from language_model.ptune_data import read_examples
+    from birdsdao.language_model.ptune_data import read_examples
 
     for stem in ("train", "dev"):
         examples, empty = read_examples(FOLDER / f"{stem}.json")
@@ -128,7 +128,7 @@ def test_read_examples_reads_both_files():
 
 @pytest.mark.slow
 def test_run_ptune_tunes_on_the_dev_file(tiny_model_dir, tmp_path):
-    from language_model.ptune import PREFIX_MARKER, PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PREFIX_MARKER, PtuneConfig, run_ptune
 
     config = PtuneConfig(data=FOLDER / "dev.json", output=tmp_path / "prefix", base_model=str(tiny_model_dir),
                          pre_seq_len=4, gradient_accumulation_steps=1, max_steps=1, val_split=0.0)
@@ -140,7 +140,7 @@ def test_run_ptune_tunes_on_the_dev_file(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_validation_can_come_from_its_own_file_and_be_sampled(tiny_model_dir, tmp_path):
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     config = PtuneConfig(data=FOLDER / "dev.json", val_data=FOLDER / "dev.json", max_eval_samples=2,
                          output=tmp_path / "prefix", base_model=str(tiny_model_dir), pre_seq_len=4,

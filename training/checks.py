@@ -96,7 +96,7 @@ def check_device(device: str | None) -> None:
 
 def check_run(config) -> dict:
     """Everything a training or fine-tuning run needs before it starts; returns the resolved dataset."""
-    from training.ultralytics_adapter import check_ultralytics
+    from birdsdao.training.ultralytics_adapter import check_ultralytics
 
     config.validate()
     check_ultralytics()

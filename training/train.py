@@ -80,8 +80,8 @@ class TrainRun:
 
 def train_detector(config: TrainConfig) -> TrainRun:
     """Check everything, train, then summarise which checkpoint is how sparse and what pruning would remove."""
-    from training.checks import check_run, load_training_model
-    from training.ultralytics_adapter import trainer_class
+    from birdsdao.training.checks import check_run, load_training_model
+    from birdsdao.training.ultralytics_adapter import trainer_class
 
     check_run(config)
     yolo = load_training_model(config.model)
@@ -91,8 +91,8 @@ def train_detector(config: TrainConfig) -> TrainRun:
 
 
 def _summarise(trainer, config: TrainConfig) -> TrainRun:
-    from pruning.plan import plan_channels
-    from training.sparsity import abs_gammas, summary
+    from birdsdao.pruning.plan import plan_channels
+    from birdsdao.training.sparsity import abs_gammas, summary
 
     run_dir = Path(trainer.save_dir)
     best, last = Path(trainer.best), Path(trainer.last)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from birdsdao.errors import UnsupportedUltralyticsVersion
-from training.sparsity import abs_gammas, add_l1_subgradient, bn_statistics, l1_lambda, summary
+from birdsdao.training.sparsity import abs_gammas, add_l1_subgradient, bn_statistics, l1_lambda, summary
 
 SUPPORTED_SERIES = ((8, 4),)  # the trainer loop whose step order was read and tested
 
@@ -139,7 +139,7 @@ def log_epoch(trainer) -> None:
 
 def write_final_statistics(trainer) -> None:
     """bn_stats.json and the |γ| distribution plot (first vs last epoch) in the run folder."""
-    from training.plots import plot_gamma_distribution
+    from birdsdao.training.plots import plot_gamma_distribution
 
     save_dir = Path(trainer.save_dir)
     stats = bn_statistics(_saved_model(trainer))

@@ -25,7 +25,7 @@ class Validation:
 
 def validate_detector(weights: Path, data: Path, *, imgsz: int = 640, batch: int = 16, device: str | None = None,
                       split: str = "val", workers: int = 2) -> Validation:
-    from training.checks import check_data_yaml, check_device
+    from birdsdao.training.checks import check_data_yaml, check_device
 
     weights = Path(weights)
     if not weights.exists():

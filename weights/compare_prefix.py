@@ -32,10 +32,10 @@ OUT = ROOT / "weights" / "prefix" / "comparison.json"
 
 def heldout(samples: int, show: int, dev: Path, source: int = 64, target: int = 96) -> dict:
     from birdsdao.settings import load_settings
-    from language_model.models import load_model
-    from language_model.ptune import PtuneConfig, evaluate, load_prefix
-    from language_model.ptune_data import read_examples
-    from language_model.runtime import BUNDLED_PREFIX
+    from birdsdao.language_model.models import load_model
+    from birdsdao.language_model.ptune import PtuneConfig, evaluate, load_prefix
+    from birdsdao.language_model.ptune_data import read_examples
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX
 
     marker = json.loads((BUNDLED_PREFIX / "birds_prefix.json").read_text(encoding="utf-8"))
     records = read_examples(dev)[0][:samples]
@@ -57,16 +57,16 @@ def heldout(samples: int, show: int, dev: Path, source: int = 64, target: int = 
 
 def grounded() -> dict:
     from birdsdao.settings import load_settings
-    from knowledge.answer import CANNOT_ANSWER, Asker
-    from knowledge.builtin import BUILTIN_NAME
-    from knowledge.retrieval import search
-    from knowledge.service import StoreAddress, prepare
-    from knowledge.species_cards import bundled_cards
-    from language_model.generate import GenerationSettings
-    from language_model.ptune import text_scores
-    from language_model.runtime import BUNDLED_PREFIX, load_answering_model
-    from recognition.detector import Bird
-    from recognition.identify import card_retriever, describe_question
+    from birdsdao.knowledge.answer import CANNOT_ANSWER, Asker
+    from birdsdao.knowledge.builtin import BUILTIN_NAME
+    from birdsdao.knowledge.retrieval import search
+    from birdsdao.knowledge.service import StoreAddress, prepare
+    from birdsdao.knowledge.species_cards import bundled_cards
+    from birdsdao.language_model.generate import GenerationSettings
+    from birdsdao.language_model.ptune import text_scores
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
+    from birdsdao.recognition.detector import Bird
+    from birdsdao.recognition.identify import card_retriever, describe_question
 
     settings = load_settings()
     address = StoreAddress(settings.kb_dir)

@@ -64,8 +64,8 @@ def recipe(script: str = "make_detector.sh") -> list[str]:
 def species_accuracy(weights: Path, valid: Path, species: list[str]) -> dict[str, float]:
     """Share of validation photos (valid/<SPECIES>/*.jpg of the kept species) whose most confident bird is
     the photo's species; a photo with no bird counts as wrong."""
-    from recognition.detector import open_detector
-    from recognition.photos import open_photo
+    from birdsdao.recognition.detector import open_detector
+    from birdsdao.recognition.photos import open_photo
 
     detector = open_detector(weights, backend="torch")
     right = total = 0

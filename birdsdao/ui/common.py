@@ -40,7 +40,7 @@ def config() -> UiConfig:
 
 
 def address():
-    from knowledge.service import StoreAddress
+    from birdsdao.knowledge.service import StoreAddress
 
     cfg = config()
     return StoreAddress(cfg.settings.kb_dir, cfg.chroma_host, cfg.chroma_port)
@@ -77,7 +77,7 @@ def once(key: tuple, label: str, load: Callable[[Callable[[str], None]], object]
 
 
 def detector():
-    from recognition.detector import open_detector
+    from birdsdao.recognition.detector import open_detector
 
     weights = config().weights
     return once(("detector", weights), t("loading_detector"), lambda say: open_detector(weights, backend="auto"))
@@ -85,7 +85,7 @@ def detector():
 
 def answering_model():
     """(model, None), or (None, why it did not load)."""
-    from language_model.runtime import resolve_prefix, try_load_answering_model
+    from birdsdao.language_model.runtime import resolve_prefix, try_load_answering_model
 
     cfg = config()
     if cfg.no_llm:
@@ -98,8 +98,8 @@ def answering_model():
 
 def prepare_kb(name: str) -> None:
     """The built-in KB is built from the cards the first time it is needed (about a minute), with a bar."""
-    from knowledge.builtin import is_builtin
-    from knowledge.service import prepare
+    from birdsdao.knowledge.builtin import is_builtin
+    from birdsdao.knowledge.service import prepare
 
     if not is_builtin(name):
         return

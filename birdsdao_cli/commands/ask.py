@@ -65,10 +65,10 @@ def ask(
       birds ask --no-kb
     """
     from birdsdao.errors import InvalidInputError
-    from knowledge.answer import Asker
-    from knowledge.retrieval import METHODS
-    from knowledge.service import StoreAddress, embedder_for, get_info, prepare
-    from language_model.generate import GenerationSettings
+    from birdsdao.knowledge.answer import Asker
+    from birdsdao.knowledge.retrieval import METHODS
+    from birdsdao.knowledge.service import StoreAddress, embedder_for, get_info, prepare
+    from birdsdao.language_model.generate import GenerationSettings
 
     if method not in METHODS:
         raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
@@ -97,7 +97,7 @@ def ask(
 
 
 def _retriever(address, kb: str, model, k: int, method: str):
-    from knowledge.retrieval import search
+    from birdsdao.knowledge.retrieval import search
 
     def retrieve(question: str):
         with address.open() as store:

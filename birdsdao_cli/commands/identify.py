@@ -67,14 +67,14 @@ def identify(
       birds identify bird.png --lang en --no-llm
     """
     from birdsdao.errors import InvalidInputError
-    from recognition.detector import open_detector
-    from recognition.identify import IdentifyOptions, identify_photos, species_to_describe
+    from birdsdao.recognition.detector import open_detector
+    from birdsdao.recognition.identify import IdentifyOptions, identify_photos, species_to_describe
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
     llm_device = "cpu" if device == "cpu" else f"cuda:{device}" if device.isdigit() else device
     if quantization_bit is not None and not (no_llm or no_describe):
-        from language_model.models import check_quantization
+        from birdsdao.language_model.models import check_quantization
 
         check_quantization(quantization_bit, llm_device)  # before the photos, not after them
     started = time.perf_counter()
@@ -129,9 +129,9 @@ def _show_photo(result, lang: str) -> None:
 
 def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
     """`model_choice`: `answers.load_model`'s options, or None for the cards' own text."""
-    from knowledge.service import StoreAddress, get_info, prepare
-    from language_model.generate import GenerationSettings
-    from recognition.identify import describe
+    from birdsdao.knowledge.service import StoreAddress, get_info, prepare
+    from birdsdao.language_model.generate import GenerationSettings
+    from birdsdao.recognition.identify import describe
 
     if not birds:
         return []

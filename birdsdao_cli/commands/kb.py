@@ -28,14 +28,14 @@ NameArg = Annotated[str, typer.Argument(help="The knowledge base's name (any lan
 
 def _prepare(address, name: str) -> None:
     """The built-in KB is built from the species cards on first use (about a minute), with a bar."""
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     with output.progress_bar("Embedding the species cards") as bar:
         service.prepare(address, name, progress=bar, say=lambda message: output.console.print(message))
 
 
 def _address(ctx: typer.Context, host: str | None, port: int):
-    from knowledge.service import StoreAddress
+    from birdsdao.knowledge.service import StoreAddress
 
     return StoreAddress(ctx.obj["settings"].kb_dir, host, port if host else None)
 
@@ -60,7 +60,7 @@ def create(
 
     Example: birds kb create 鸟类百科 --description "我的观鸟笔记" --embedding-model ~/models/m3e-base
     """
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     info = service.create(_address(ctx, chroma_host, chroma_port), name, embedding_model, description,
                           chunk_size, chunk_overlap)
@@ -81,8 +81,8 @@ def list_(
     json_out: JsonOpt = False,
 ) -> None:
     """List the knowledge bases with their sizes."""
-    from knowledge import service
-    from knowledge.builtin import BUILTIN_DESCRIPTION, BUILTIN_DISPLAY_NAME, BUILTIN_NAME
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.builtin import BUILTIN_DESCRIPTION, BUILTIN_DISPLAY_NAME, BUILTIN_NAME
 
     infos = service.list_kbs(_address(ctx, chroma_host, chroma_port))
     builtin_built = any(info.slug == BUILTIN_NAME for info in infos)
@@ -108,7 +108,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a knowledge base: its settings, size and documents."""
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     address = _address(ctx, chroma_host, chroma_port)
     _prepare(address, name)
@@ -155,7 +155,7 @@ def add(
 
     Example: birds kb add 鸟类百科 ~/birding/notes ~/birding/checklist.pdf
     """
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     address = _address(ctx, chroma_host, chroma_port)
     with output.progress_bar("Embedding chunks") as bar:
@@ -190,7 +190,7 @@ def rebuild(
 
     Example: birds kb rebuild birds
     """
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     address = _address(ctx, chroma_host, chroma_port)
     with output.progress_bar("Embedding chunks") as bar:
@@ -214,7 +214,7 @@ def remove(
     json_out: JsonOpt = False,
 ) -> None:
     """Remove one document and all its chunks from a knowledge base."""
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     doc = service.remove(_address(ctx, chroma_host, chroma_port), name, document)
     if json_out:
@@ -233,7 +233,7 @@ def delete(
     json_out: JsonOpt = False,
 ) -> None:
     """Delete a knowledge base and everything in it (your files are not touched)."""
-    from knowledge import service
+    from birdsdao.knowledge import service
 
     address = _address(ctx, chroma_host, chroma_port)
     if not yes:
@@ -266,8 +266,8 @@ def search(
     question's rare words or is close enough in meaning to be worth answering from.
     """
     from birdsdao.errors import InvalidInputError
-    from knowledge import service
-    from knowledge.retrieval import METHODS
+    from birdsdao.knowledge import service
+    from birdsdao.knowledge.retrieval import METHODS
 
     if method not in METHODS:
         raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")

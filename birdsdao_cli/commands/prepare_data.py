@@ -81,7 +81,7 @@ def prepare_data(
 
       birds prepare-data ~/data/birds525 ~/data/boxed --boxes detector --detector yolov8x.pt
     """
-    from data_prep import ConvertConfig, convert_dataset
+    from birdsdao.data_prep import ConvertConfig, convert_dataset
 
     config = ConvertConfig(
         source=src, output=out, classes=classes, species_file=species_file, csv=csv, boxes=boxes.value,

@@ -53,8 +53,8 @@ def prune(
 
       birds prune last.pt --keep 0.5 --round-to 8 --onnx --finetune data/birds161/data.yaml --epochs 30
     """
-    from pruning.prune import PruneConfig, prune_detector
-    from training.ultralytics_adapter import output_on_stderr
+    from birdsdao.pruning.prune import PruneConfig, prune_detector
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     config = PruneConfig(weights=weights, keep=keep, min_channels=min_channels, round_to=round_to, out=out,
                          onnx=onnx, imgsz=imgsz)
@@ -114,8 +114,8 @@ def export(
 
     Example:  birds export pruned.pt --format onnx --imgsz 640
     """
-    from pruning.export import export_detector
-    from training.ultralytics_adapter import output_on_stderr
+    from birdsdao.pruning.export import export_detector
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     with output_on_stderr():
         result = export_detector(weights, format.value, imgsz)
@@ -129,8 +129,8 @@ def export(
 
 
 def _finetune(ctx, weights, data, epochs, imgsz, batch, device, workers, name, seed, settings):
-    from pruning.finetune import FinetuneConfig, finetune_pruned
-    from training.ultralytics_adapter import output_on_stderr
+    from birdsdao.pruning.finetune import FinetuneConfig, finetune_pruned
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     config = FinetuneConfig(weights=weights, data=data, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
                             workers=workers, project=ctx.obj["settings"].runs_dir / "finetune", name=name, seed=seed,

@@ -60,7 +60,7 @@ def ptune(
 
       birds ptune data/ptune/train.json --val-data data/ptune/dev.json --eval-only --prefix prefixes/birds
     """
-    from language_model.ptune import PtuneConfig, run_ptune
+    from birdsdao.language_model.ptune import PtuneConfig, run_ptune
 
     config = PtuneConfig(
         data=data, output=output_dir, base_model=base_model, pre_seq_len=pre_seq_len,

@@ -53,8 +53,8 @@ def train(
 
       birds train data/birds161/data.yaml --model runs/train/exp/weights/best.pt --sparse --l1 3e-3 --device 0
     """
-    from training.train import TrainConfig, train_detector
-    from training.ultralytics_adapter import output_on_stderr
+    from birdsdao.training.train import TrainConfig, train_detector
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     config = TrainConfig(
         data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
@@ -83,8 +83,8 @@ def val(
 
     Example:  birds val runs/train/exp/weights/last.pt --data data/birds161/data.yaml
     """
-    from training.ultralytics_adapter import output_on_stderr
-    from training.validate import validate_detector
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
+    from birdsdao.training.validate import validate_detector
 
     with output_on_stderr():
         result = validate_detector(weights, data, imgsz=imgsz, batch=batch, device=device, split=split,

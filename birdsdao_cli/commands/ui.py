@@ -53,7 +53,7 @@ def ui(
     if importlib.util.find_spec("streamlit") is None:
         raise MissingDependencyError("birds ui needs Streamlit, which is not installed",
                                      hint='pip install "birdsdao[ui]"')
-    from language_model.runtime import resolve_prefix  # light: no torch
+    from birdsdao.language_model.runtime import resolve_prefix  # light: no torch
 
     resolve_prefix(base_model, prefix, no_prefix)  # contradictory options fail here, not in the server
     for path, flag in ((weights, "--weights"), (prefix, "--prefix")):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from language_model.chatglm2.config import ChatGLM2Config
-from language_model.chatglm2.detect import read_config
-from language_model.chatglm2.modeling import ChatGLM2ForCausalLM
-from language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
-from language_model.chatglm2.weights import load_weights
+from birdsdao.language_model.chatglm2.config import ChatGLM2Config
+from birdsdao.language_model.chatglm2.detect import read_config
+from birdsdao.language_model.chatglm2.modeling import ChatGLM2ForCausalLM
+from birdsdao.language_model.chatglm2.tokenizer import ChatGLM2Tokenizer
+from birdsdao.language_model.chatglm2.weights import load_weights
 
 
 def build_config(folder: Path) -> ChatGLM2Config:
@@ -37,7 +37,7 @@ def load_chatglm2(folder: Path, *, dtype: torch.dtype = torch.float32, device: s
     """
     folder = Path(folder)
     if quantization_bit:
-        from language_model.models import check_quantization
+        from birdsdao.language_model.models import check_quantization
 
         check_quantization(quantization_bit, device)  # a clear error on a CPU, before any weight is read
     tokenizer = ChatGLM2Tokenizer.from_pretrained(folder)
@@ -48,7 +48,7 @@ def load_chatglm2(folder: Path, *, dtype: torch.dtype = torch.float32, device: s
     if generation.pad_token_id is None:
         generation.pad_token_id = tokenizer.pad_token_id
     if quantization_bit:
-        from language_model.chatglm2.quantize import quantize_encoder
+        from birdsdao.language_model.chatglm2.quantize import quantize_encoder
 
         quantize_encoder(model, quantization_bit, device)
     else:

@@ -21,7 +21,7 @@ from transformers import DynamicCache, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from language_model.chatglm2.config import ChatGLM2Config
+from birdsdao.language_model.chatglm2.config import ChatGLM2Config
 
 ROPE_BASE = 10000.0
 PREFIX_DROPOUT = 0.1  # the original's dropout on the prefix keys/values (active in training only)

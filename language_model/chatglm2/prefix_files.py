@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from birdsdao.errors import InvalidInputError
-from language_model.chatglm2.modeling import ChatGLM2ForCausalLM
-from language_model.chatglm2.weights import read_tensors
-from language_model.ptune import PrefixMismatchError
+from birdsdao.language_model.chatglm2.modeling import ChatGLM2ForCausalLM
+from birdsdao.language_model.chatglm2.weights import read_tensors
+from birdsdao.language_model.ptune import PrefixMismatchError
 
 KEY = "transformer.prefix_encoder."
 FILES = ("model.safetensors", "pytorch_model.bin")

@@ -80,7 +80,7 @@ class ChatGLM2Tokenizer:
 
     def build_prompt(self, query: str, history: list[tuple[str, str]] = ()) -> str:
         """The chat format, `[Round N]\\n\\n问：…\\n\\n答：`, with earlier rounds numbered from 1."""
-        from language_model.prompts import CHATGLM
+        from birdsdao.language_model.prompts import CHATGLM
 
         return CHATGLM.render(query, list(history or []))
 

@@ -9,15 +9,15 @@ PLAIN = ""  # the "model alone" choice
 
 def kb_choices() -> list[str]:
     """Knowledge-base names, the built-in 鸟类百科 first (it is built on first use)."""
-    from knowledge.builtin import BUILTIN_NAME, is_builtin
-    from knowledge.service import list_kbs
+    from birdsdao.knowledge.builtin import BUILTIN_NAME, is_builtin
+    from birdsdao.knowledge.service import list_kbs
 
     names = [info.name for info in list_kbs(address()) if not is_builtin(info.name)]
     return [BUILTIN_NAME, *names, PLAIN]
 
 
 def label(name: str) -> str:
-    from knowledge.builtin import BUILTIN_DISPLAY_NAME, is_builtin
+    from birdsdao.knowledge.builtin import BUILTIN_DISPLAY_NAME, is_builtin
 
     if name == PLAIN:
         return t("plain_model")
@@ -26,8 +26,8 @@ def label(name: str) -> str:
 
 def asker_for(source: str):
     """The conversation with `source`, kept across reruns; its history feeds the next prompt."""
-    from knowledge.answer import Asker
-    from language_model.generate import GenerationSettings
+    from birdsdao.knowledge.answer import Asker
+    from birdsdao.language_model.generate import GenerationSettings
 
     conversations = st.session_state.setdefault("conversations", {})
     if source not in conversations:
@@ -37,8 +37,8 @@ def asker_for(source: str):
 
 def bind(asker, source: str) -> str | None:
     """Point the asker at the KB and the model; None, or why no answer can be given."""
-    from knowledge.retrieval import search
-    from knowledge.service import embedder_for
+    from birdsdao.knowledge.retrieval import search
+    from birdsdao.knowledge.service import embedder_for
 
     model, problem = answering_model()
     asker.model = model

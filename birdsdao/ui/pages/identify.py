@@ -18,7 +18,7 @@ from birdsdao.ui.common import (
     show_sources,
     t,
 )
-from data_prep.images import safe_stem
+from birdsdao.data_prep.images import safe_stem
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -51,7 +51,7 @@ def save_uploads(files) -> tuple[Path, list[Path]]:
 
 def run_identify(files, conf: float, language: str) -> tuple[list, list[bytes | None]]:
     """Results, and each photo's annotated image as bytes (kept in the session; the files are removed)."""
-    from recognition.identify import IdentifyOptions, identify_photos
+    from birdsdao.recognition.identify import IdentifyOptions, identify_photos
 
     folder, paths = save_uploads(files)
     try:
@@ -87,9 +87,9 @@ def show_results(results, images: list[bytes | None], language: str) -> None:
 
 def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
     """Stream a description for each species found; return them so a rerun shows them without regenerating."""
-    from knowledge.builtin import BUILTIN_NAME
-    from language_model.generate import GenerationSettings
-    from recognition.identify import describe, species_to_describe
+    from birdsdao.knowledge.builtin import BUILTIN_NAME
+    from birdsdao.language_model.generate import GenerationSettings
+    from birdsdao.recognition.identify import describe, species_to_describe
 
     birds = species_to_describe(results)
     if not birds:

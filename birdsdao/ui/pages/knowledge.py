@@ -13,8 +13,8 @@ def tell(*notices: tuple[str, str]) -> None:
 
 
 def show_list() -> list:
-    from knowledge.builtin import BUILTIN_DISPLAY_NAME, is_builtin
-    from knowledge.service import list_kbs, store_size
+    from birdsdao.knowledge.builtin import BUILTIN_DISPLAY_NAME, is_builtin
+    from birdsdao.knowledge.service import list_kbs, store_size
 
     infos = list_kbs(address())
     st.subheader(t("kb_list"))
@@ -32,7 +32,7 @@ def show_list() -> list:
 
 
 def create_form() -> None:
-    from knowledge.service import create
+    from birdsdao.knowledge.service import create
 
     with st.form("create_kb", clear_on_submit=True):
         st.subheader(t("create_kb"))
@@ -49,7 +49,7 @@ def create_form() -> None:
 
 def upload_into(name: str, slug: str) -> None:
     """Uploaded files are kept under BIRDS_HOME/uploads/<kb>/ (a KB refers to its documents by path)."""
-    from knowledge.service import add
+    from birdsdao.knowledge.service import add
 
     files = st.file_uploader(t("upload_docs"), accept_multiple_files=True, key=f"docs-{slug}",
                              type=["txt", "md", "markdown", "pdf", "docx", "html", "htm", "csv", "json"])
@@ -76,7 +76,7 @@ def upload_into(name: str, slug: str) -> None:
 
 
 def documents_of(name: str) -> None:
-    from knowledge.service import remove, show
+    from birdsdao.knowledge.service import remove, show
 
     _, documents = show(address(), name)
     st.markdown(f"**{t('documents')}**")
@@ -93,7 +93,7 @@ def documents_of(name: str) -> None:
 
 
 def delete_section(name: str) -> None:
-    from knowledge.service import delete
+    from birdsdao.knowledge.service import delete
 
     st.markdown(f"**{t('delete_kb')}**")
     confirmed = st.checkbox(t("confirm_delete", name=name), key=f"confirm-{name}")
@@ -108,7 +108,7 @@ st.title(t("page_kb"))
 for kind, notice in st.session_state.pop("kb_notices", []):
     getattr(st, kind)(notice)
 with guarded():
-    from knowledge.builtin import is_builtin
+    from birdsdao.knowledge.builtin import is_builtin
 
     infos = show_list()
     create_form()
