@@ -2,6 +2,7 @@
 
     python weights/make_manifest.py            # the detector (after make_detector.sh)
     python weights/make_manifest.py --prefix   # the language-model prefix (make_prefix.sh runs this)
+    python weights/make_manifest.py --prefix-fingerprint  # re-record the prefix's base fingerprint (see below)
 
 Reads weights/work/{prepare,train,prune,finetune}.json, copies the fine-tuned pruned detector (full
 precision) to weights/detector.pt with its ONNX export weights/detector.onnx, and the sparse-trained
@@ -9,6 +10,9 @@ unpruned one to weights/detector-unpruned.pt (for comparisons), measures top-1 s
 validation photos, and records sha256, classes, image size, the commands, dataset sizes and metrics.
 With --prefix it adds the files make_prefix.sh copied into weights/prefix/ and their training record
 (base model, commands, data sizes, train_results, validation BLEU/ROUGE), leaving the detector's as they are.
+With --prefix-fingerprint it loads the default model, computes its fingerprint as the installed birdsdao does
+(needed only when the fingerprint's definition changes, never when a library is upgraded) and records it in
+weights/prefix/birds_prefix.json and MANIFEST.json; the training record stays as it is.
 """
 
 from __future__ import annotations
@@ -150,5 +154,28 @@ def add_prefix() -> None:
     print(json.dumps(manifest["prefix"], ensure_ascii=False, indent=2))
 
 
+def record_prefix_fingerprint() -> None:
+    from birdsdao.language_model.models import load_model
+    from birdsdao.settings import load_settings
+
+    fingerprint = load_model(None, load_settings().models_dir, progress=print).fingerprint
+    marker_path = OUT / "prefix" / "birds_prefix.json"
+    marker = json.loads(marker_path.read_text(encoding="utf-8"))
+    marker["base_fingerprint"] = fingerprint
+    marker_path.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    manifest = json.loads((OUT / "MANIFEST.json").read_text(encoding="utf-8"))
+    manifest["files"]["prefix/birds_prefix.json"].update(sha256=sha256(marker_path), bytes=marker_path.stat().st_size)
+    manifest["prefix"]["base_fingerprint"] = fingerprint
+    partial = OUT / ".MANIFEST.json.partial"
+    partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, OUT / "MANIFEST.json")
+    print(f"{marker_path}: base_fingerprint {fingerprint}")
+
+
 if __name__ == "__main__":
-    add_prefix() if sys.argv[1:] == ["--prefix"] else main()
+    if sys.argv[1:] == ["--prefix"]:
+        add_prefix()
+    elif sys.argv[1:] == ["--prefix-fingerprint"]:
+        record_prefix_fingerprint()
+    else:
+        main()
