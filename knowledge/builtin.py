@@ -1,7 +1,7 @@
 """The built-in knowledge base `birds` (鸟类百科), made from the bundled species cards.
 
 Each card becomes two documents, Chinese and English; each field of a card is one page whose text
-starts with the bird's names, so a chunk about diet still says whose diet it is. Every chunk carries
+starts with the bird's names (its aliases too, so an older name still finds it), so a chunk about diet still says whose diet it is. Every chunk carries
 the species' dataset name (`species`), which lets an identified bird fetch its own card first.
 
 The KB is built on first use and refreshed when the cards change (a digest of the cards is kept
@@ -45,13 +45,15 @@ def is_builtin(name: str) -> bool:
 def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
     """One page per filled field, each opening with the bird's names."""
     if lang == "zh":
-        title = f"{card.chinese_name}（{card.english_name}，{card.scientific_name}）"
+        also = "、".join(card.aliases["zh"] + card.aliases["en"])
+        title = f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
         overview = (f"{title}，数据集名称 {card.dataset_name}，属于{card.texts['order']['zh']}"
                     f"{card.texts['family']['zh']}。")
         if card.iucn:
             overview += f"IUCN 红色名录等级：{IUCN_WORDS['zh'][card.iucn]}（{card.iucn}）。"
     else:
-        title = f"{card.english_name} ({card.chinese_name}, {card.scientific_name})"
+        also = ", ".join(card.aliases["en"] + card.aliases["zh"])
+        title = f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
         overview = (f"{title}, called {card.dataset_name} in the dataset; order {card.texts['order']['en']}, "
                     f"family {card.texts['family']['en']}.")
         if card.iucn:

@@ -40,16 +40,18 @@ def _jieba():
 
 
 def bird_words() -> list[str]:
-    """Chinese bird names jieba should never split: the species cards' names and `data/bird_words.zh.txt`."""
+    """Chinese bird names jieba should never split: the species cards' names and aliases and
+    `data/bird_words.zh.txt`."""
     words: list[str] = []
     if BIRD_WORDS_FILE.is_file():
         for line in BIRD_WORDS_FILE.read_text(encoding="utf-8").splitlines():
             word = line.split("#", 1)[0].strip()
             if word:
                 words.append(word)
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.knowledge.species_cards import card_names, chinese_aliases
 
     words += [chinese for _, chinese in card_names().values() if chinese]
+    words += chinese_aliases()
     return sorted(set(words))
 
 

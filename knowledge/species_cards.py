@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class SpeciesCard:
     texts: dict[str, dict[str, str]]  # field -> language -> text
     for_kids: dict[str, list[str]]  # language -> facts
     path: Path
+    aliases: dict[str, list[str]] = field(default_factory=lambda: {"en": [], "zh": []})  # older/other names
 
     def text(self, field: str, lang: str) -> str:
         return self.texts[field][lang]
@@ -112,6 +113,7 @@ def load_card(path: Path) -> SpeciesCard:
         texts={field: {lang: raw[field][lang].strip() for lang in LANGUAGES} for field in TEXT_FIELDS},
         for_kids={lang: [fact.strip() for fact in raw["for_kids"][lang]] for lang in LANGUAGES},
         path=path,
+        aliases={lang: [name.strip() for name in raw.get("aliases", {}).get(lang, [])] for lang in LANGUAGES},
     )
 
 
@@ -168,6 +170,21 @@ def card_names(folder: Path = CARDS_DIR) -> dict[str, tuple[str, str]]:
         except (OSError, yaml.YAMLError, KeyError, TypeError):
             continue
     return names
+
+
+def chinese_aliases(folder: Path = CARDS_DIR) -> list[str]:
+    """The cards' other Chinese names (紫水鸡 for 西紫水鸡), read like `card_names`: for tokenizing only."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    found = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            card = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+            found += [str(name).strip() for name in (card.get("aliases") or {}).get("zh", [])]
+        except (OSError, yaml.YAMLError, AttributeError, TypeError):
+            continue
+    return [name for name in found if name]
 
 
 def bundled_cards() -> dict[str, SpeciesCard]:
