@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -256,13 +257,32 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
                        family=str(model.config.model_type), fingerprint=fingerprint(model))
 
 
+# bitsandbytes (imported by peft when installed) logs this on CPUs with AVX512-BF16 when its optional kernel hub
+# cannot be reached: it falls back to its own kernel, and a person running birds can do nothing about it.
+BITSANDBYTES_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *starts: str) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
 def _hush_library_notices() -> None:
-    """transformers 5.x warns, at every forward pass of a prefix-tuned model, about names peft still passes it:
-    nobody running birds (ask, identify, ptune) can act on that."""
+    """Library notices that nobody running birds (ask, identify, ptune) can act on.
+
+    transformers 5.x warns, at every forward pass of a prefix-tuned model, about names peft still passes it;
+    bitsandbytes logs its kernel-hub fallback when it is imported."""
     import warnings
 
     for message in (".*is_gradient_checkpointing.*", ".*past_key_values.*deprecated.*"):
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    bitsandbytes_cpu = logging.getLogger("bitsandbytes.backends.cpu.ops")  # the logger its module creates
+    if not any(isinstance(f, _DropMessages) for f in bitsandbytes_cpu.filters):
+        bitsandbytes_cpu.addFilter(_DropMessages(BITSANDBYTES_KERNEL_NOTICE))
 
 
 def _load_auto(folder: Path, dtype, extra: dict[str, object]):
