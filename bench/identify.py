@@ -1,8 +1,9 @@
 """Detector speed for `birds identify`: pruned vs unpruned, PyTorch vs onnxruntime, and the whole command.
 
 In one run, on the same photos (the mini BIRDS-525 valid photos, or generated ones):
-  * detector latency p50/p95 per photo at the detector's image size: the pruned weights in PyTorch and in
-    onnxruntime, and the unpruned sparse-trained weights in PyTorch, as ratios to the unpruned;
+  * detector latency p50/IQR/p95 per photo at the detector's image size: the pruned weights in PyTorch and in
+    onnxruntime, and the unpruned sparse-trained weights in PyTorch, taking turns on each photo (A, B, C, A …),
+    as ratios of medians to the unpruned;
   * `birds identify PHOTO --no-describe` as a new process: wall time and peak memory (target ≤ 3 s, ≤ 1.5 GB);
   * `birds identify PHOTO` with a description: time until the first description character, from the card
     text (--no-llm) and from the default language model, alone (--no-prefix) and with the bundled prefix.
@@ -26,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.timing import interleaved, spread  # noqa: E402
+
 MINI = ROOT.parent / "shared" / "data" / "birds525-mini" / "valid"
 
 
@@ -42,17 +45,13 @@ def photos(count: int, folder: Path) -> list[Path]:
     return made
 
 
-def latency(weights: Path, backend: str, images) -> list[float]:
+def detector_latency(cases: dict[str, tuple[Path, str]], images) -> dict[str, list[float]]:
+    """Seconds per photo of each (weights, backend) case, the detectors taking turns on each photo."""
     from birdsdao.recognition.detector import open_detector
 
-    detector = open_detector(weights, backend=backend)
-    detector.detect(images[0])  # warm-up
-    times = []
-    for image in images:
-        started = time.perf_counter()
-        detector.detect(image)
-        times.append(time.perf_counter() - started)
-    return times
+    detectors = {label: open_detector(weights, backend=backend) for label, (weights, backend) in cases.items()}
+    return interleaved({label: (lambda number, d=detector: d.detect(images[number]))
+                        for label, detector in detectors.items()}, runs=len(images), warmup=1)
 
 
 _CHILD = ("import atexit, sys\n"
@@ -112,10 +111,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         paths = photos(args.photos, Path(work))
         images = [open_photo(path) for path in paths]
-        rows = {"unpruned, torch": latency(unpruned, "torch", images)} if unpruned else {}
-        rows["pruned, torch"] = latency(pruned, "torch", images)
+        cases = {"unpruned, torch": (unpruned, "torch")} if unpruned else {}
+        cases["pruned, torch"] = (pruned, "torch")
         if pruned.with_suffix(".onnx").is_file():
-            rows["pruned, onnx"] = latency(pruned, "onnx", images)
+            cases["pruned, onnx"] = (pruned, "onnx")
+        rows = detector_latency(cases, images)
         weights_args = [] if args.weights is None else ["--weights", str(pruned)]
         wall, peak, _ = child(["identify", str(paths[0]), "--no-describe", *weights_args])
         anyway = ["--certain", "0", "--conf", "0.001"]  # describe whatever the demonstration detector finds
@@ -126,11 +126,13 @@ def main() -> None:
                       for label, extra in (("base model", ["--no-prefix"]), ("bundled prefix", []))}
     base = statistics.median(next(iter(rows.values())))
     print(f"{os.cpu_count()} CPU cores; {len(images)} photos; detector {pruned.name}")
-    print(f"{'':18} {'p50 ms':>7} {'p95 ms':>7} {'speed ×':>8}")
+    print("detectors interleaved photo by photo after a warm-up; × = ratio of medians to the first")
+    print(f"{'':18} {'p50 ms':>7} {'IQR':>6} {'p95 ms':>7} {'speed ×':>8}")
     for label, times in rows.items():
         ordered = sorted(times)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        print(f"{label:18} {statistics.median(times) * 1000:>7.1f} {p95 * 1000:>7.1f} "
+        middle = spread(times, 1000)
+        print(f"{label:18} {middle.median:>7.1f} {middle.iqr:>6.1f} {p95 * 1000:>7.1f} "
               f"{base / statistics.median(times):>8.2f}")
     print(f"birds identify PHOTO --no-describe: {wall:.2f} s, peak {peak:.0f} MB (targets ≤ 3 s, ≤ 1.5 GB)")
     print(f"birds identify PHOTO --no-llm: first description line after {token:.2f} s")
