@@ -19,7 +19,7 @@ class PruneConfig:
     weights: Path
     keep: float = 0.8
     min_channels: int = 8
-    round_to: int = 1
+    round_to: int = 8  # a multiple of 8 keeps onnxruntime's blocked CPU convolutions (docs/pruning.md)
     out: Path | None = None  # folder; default: next to the weights, pruned-keep<keep>
     onnx: bool = False
     imgsz: int = 640  # for GFLOPs and the ONNX export

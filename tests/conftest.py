@@ -128,36 +128,12 @@ def shared_data(name: str) -> Path:
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-TINY_LM_CORPUS = [
-    "问：丹顶鹤吃什么？\n答：丹顶鹤吃鱼、虾和水草。",
-    "Question: What does the bald eagle eat?\nAnswer: Mostly fish.",
-    "白头海雕生活在北美洲。 The house finch sings.",
-]
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Llama with a byte-level BPE tokenizer trained here: loads and generates in a second."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tests.tiny_models import make_tiny_llama
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    core = Tokenizer(models.BPE(unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    core.train_from_iterator(TINY_LM_CORPUS * 20, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    # weights wide enough (initializer_range) that a prefix can move the predictions a long way
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=1, eos_token_id=2, initializer_range=0.3)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 DETECTOR_SPECIES = ["HOUSE FINCH", "BANANAQUIT", "OVENBIRD"]  # the classes of biased_detector

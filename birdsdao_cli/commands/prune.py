@@ -29,7 +29,8 @@ def prune(
     keep: Annotated[float, typer.Option("--keep", help="Share of the prunable channels to keep, in (0, 1].")] = 0.8,
     min_channels: Annotated[int, typer.Option("--min-channels", min=1, help="Never fewer channels in a layer.")] = 8,
     round_to: Annotated[int, typer.Option("--round-to", help="Round each layer's width up to a multiple: 1, 8 "
-                                          "or 16 (GPU kernels like multiples of 8).")] = 1,
+                                          "or 16 (onnxruntime's CPU and GPU kernels like multiples of 8; "
+                                          "docs/pruning.md).")] = 8,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder.",
                                              show_default="WEIGHTS folder/pruned-keep<KEEP>")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Also export ONNX and check it against PyTorch.")] = False,
