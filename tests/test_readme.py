@@ -27,3 +27,11 @@ def test_install_and_run_command_installs_the_same_torch_as_the_tests():
     pair = "pip install torch==2.14.1 torchvision==0.29.1"
     assert pair in run and pair in test
     assert "birds " in run
+
+
+def test_the_readme_is_short_and_shows_no_machine_paths():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode("utf-8")) <= 10 * 1024  # a newcomer's page; depth lives in docs/
+    assert not re.search(r"/(work|root|home/\w+|tmp)/", readme)
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
