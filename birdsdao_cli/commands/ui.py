@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -48,17 +47,18 @@ def ui(
 
       birds ui --port 8600 --no-llm
     """
-    from birdsdao.errors import InvalidInputError, MissingDependencyError
+    from birdsdao.errors import MissingDependencyError
 
     if importlib.util.find_spec("streamlit") is None:
         raise MissingDependencyError("birds ui needs Streamlit, which is not installed",
                                      hint='pip install "birdsdao[ui]"')
-    from birdsdao.language_model.runtime import resolve_prefix  # light: no torch
+    from birdsdao.inputs import weights_file
+    from birdsdao.language_model.runtime import check_model_paths, resolve_prefix  # light: no torch
 
     resolve_prefix(base_model, prefix, no_prefix)  # contradictory options fail here, not in the server
-    for path, flag in ((weights, "--weights"), (prefix, "--prefix")):
-        if path is not None and not path.exists():
-            raise InvalidInputError(f"{flag} {path}: no such file or folder")
+    check_model_paths(base_model, prefix)
+    if weights is not None:
+        weights_file(weights)  # missing, a folder, a photo, foreign bytes: before the server starts
     _check_port_free(host, port)
     from birdsdao.ui.config import UiConfig
 
@@ -72,18 +72,19 @@ def ui(
                "--server.fileWatcherType", "none", "--client.showErrorDetails", "none",
                "--client.toolbarMode", "minimal"]
     output.console.print(f"birds ui: http://{host}:{port} (Ctrl+C stops it)", highlight=False)
-    try:
-        code = subprocess.call(command, env={**os.environ, **config.to_env()})
-    except KeyboardInterrupt:
-        code = 0
-    if code:
-        raise typer.Exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The server takes this process's place: a service manager's SIGTERM, a test's kill or Ctrl+C reach Streamlit
+    # itself. A child process outlived `birds ui` when only its parent was told to stop, and kept the port.
+    os.execve(sys.executable, command, {**os.environ, **config.to_env()})
 
 
 def _check_port_free(host: str, port: int) -> None:
     from birdsdao.errors import InvalidInputError
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # as the server itself binds: a port whose last server just stopped (TIME_WAIT) is free, one in use is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
