@@ -39,10 +39,11 @@ def load_settings(home: str | os.PathLike | None = None, env: Mapping[str, str] 
     env = os.environ if env is None else env
     raw = home if home is not None else env.get(HOME_ENV) or DEFAULT_HOME
     path = Path(raw).expanduser()
+    source = "--home" if home is not None else HOME_ENV if env.get(HOME_ENV) else "the default"
+    hint = f"point {HOME_ENV} at a folder birdsdao may write to"
     if path.exists() and not path.is_dir():
-        source = "--home" if home is not None else HOME_ENV if env.get(HOME_ENV) else "the default"
-        raise SettingsError(
-            f"{path} (from {source}) is a file, not a folder",
-            hint=f"point {HOME_ENV} at a folder birdsdao may write to",
-        )
+        raise SettingsError(f"{path} (from {source}) is a file, not a folder", hint=hint)
+    blocker = next((parent for parent in path.parents if parent.exists()), None)
+    if blocker is not None and not blocker.is_dir():  # the folder could never be created
+        raise SettingsError(f"{path} (from {source}) cannot be created: {blocker} is a file, not a folder", hint=hint)
     return Settings(home=path.resolve())

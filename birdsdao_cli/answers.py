@@ -12,8 +12,14 @@ def load_model(models_dir, *, fallback: bool, base_model=None, prefix=None, no_p
     The default model comes with the bundled prefix unless `no_prefix`. Quantization asked for on a machine
     that cannot do it is an error even with a KB: the user chose it."""
     from birdsdao.language_model.models import check_quantization
-    from birdsdao.language_model.runtime import load_answering_model, resolve_prefix, try_load_answering_model
+    from birdsdao.language_model.runtime import (
+        check_model_paths,
+        load_answering_model,
+        resolve_prefix,
+        try_load_answering_model,
+    )
 
+    check_model_paths(base_model, prefix)  # a typo is an error even where a model that cannot load is not
     prefix, bundled = resolve_prefix(base_model, prefix, no_prefix)
     if quantization_bit is not None:
         check_quantization(quantization_bit, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+from birdsdao.errors import InvalidInputError
 
 BOX_MODES = ("full", "detector")
 # BIRDS-525 photos are crops around one bird, so a full-frame box is a fair default label.
@@ -24,15 +24,10 @@ class BirdBoxDetector:
     """Runs any ultralytics model that has a class named `bird` and keeps its most confident bird."""
 
     def __init__(self, weights: Path, *, conf: float = 0.25, device: str | None = None, imgsz: int = 640):
-        weights = Path(weights)
-        if not weights.exists():
-            raise WeightsNotFoundError(f"{weights}: no such detector weights file")
-        from ultralytics import YOLO  # heavy: only when detector boxes are asked for
+        from birdsdao.training.ultralytics_adapter import load_yolo  # heavy: only when detector boxes are asked for
 
-        try:
-            self.model = YOLO(str(weights), task="detect")
-        except Exception as exc:  # ultralytics raises many types for a bad file
-            raise InvalidInputError(f"{weights}: not an ultralytics detector ({exc})") from None
+        weights = Path(weights)
+        self.model = load_yolo(weights, task="detect", what="a COCO detector")
         names = {int(k): str(v) for k, v in self.model.names.items()}
         birds = [k for k, v in names.items() if v.strip().lower() == "bird"]
         if not birds:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, OutputExistsError
+from birdsdao.inputs import writable_folder
 from birdsdao.data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from birdsdao.data_prep.coco import CocoWriter
 from birdsdao.data_prep.images import (
@@ -104,6 +105,7 @@ def convert_dataset(config: ConvertConfig, progress: Progress | None = None, *,
     output = Path(config.output).absolute()
     if output.exists() and not config.overwrite:
         raise OutputExistsError(f"{output} already exists", hint="pass --overwrite to replace it")
+    writable_folder(output, "the dataset folder")  # now, not after minutes of work
     index = read_source(Path(config.source), config.csv)
     counts = index.counts()
     selection = (

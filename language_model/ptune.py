@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import BirdsError, InvalidInputError
+from birdsdao.inputs import existing_folder, writable_folder
 from birdsdao.language_model.ptune_data import Example, read_examples, split_examples
 
 PREFIX_MARKER = "birds_prefix.json"
@@ -66,6 +67,9 @@ class PtuneConfig:
             raise InvalidInputError("--lr and --epochs must be positive")
         if self.eval_only and self.prefix is None:
             raise InvalidInputError("--eval-only needs --prefix DIR")
+        if self.prefix is not None:
+            existing_folder(self.prefix, "a prefix folder (--prefix)", hint="give a folder written by `birds ptune`")
+        writable_folder(self.output, "the output folder (--output)")  # before the model loads
         if self.max_eval_samples is not None and self.max_eval_samples < 1:
             raise InvalidInputError("--max-eval-samples must be at least 1")
         if self.quantization_bit not in (None, 4, 8):

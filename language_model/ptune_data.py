@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
+from birdsdao.inputs import existing_file
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Example:
 
 def read_examples(path: Path) -> tuple[list[Example], int]:
     """All usable examples and how many records had an empty output (skipped)."""
-    path = Path(path)
+    path = existing_file(path, "Alpaca records (JSON or JSONL)")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

@@ -36,6 +36,18 @@ def resolve_prefix(base_model: str | os.PathLike | None, prefix: str | os.PathLi
     return None, False
 
 
+def check_model_paths(base_model: str | os.PathLike | None, prefix: str | os.PathLike | None) -> None:
+    """A --base-model or --prefix the user typed must be a folder: checked before photos are read or a KB is
+    built, and never taken for a model that merely failed to load (which falls back to retrieved passages)."""
+    from birdsdao.inputs import existing_folder
+    from birdsdao.language_model.models import DEFAULT_MODEL
+
+    if base_model not in (None, "", DEFAULT_MODEL):
+        existing_folder(base_model, "a Hugging Face model folder (--base-model)")
+    if prefix is not None:
+        existing_folder(prefix, "a prefix folder (--prefix)", hint="give a folder written by `birds ptune`")
+
+
 def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path, *, prefix: Path | None = None,
                          device: str = "cpu", fast: bool = True, progress: Progress | None = None,
                          quantization_bit: int | None = None, prefix_optional: bool = False) -> LoadedModel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,6 +34,20 @@ class FinetuneRun:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def prune_then_finetune(prune, finetune: FinetuneConfig | None):
+    """`birds prune --finetune`: (PruneReport, FinetuneRun or None). The fine-tuning's dataset, device and
+    settings are checked before anything is pruned, so a wrong data.yaml costs nothing and leaves nothing."""
+    from birdsdao.pruning.prune import prune_detector
+    from birdsdao.training.checks import check_run
+
+    if finetune is not None:
+        check_run(finetune)
+    report = prune_detector(prune)
+    if finetune is None:
+        return report, None
+    return report, finetune_pruned(replace(finetune, weights=Path(report.weights)))
 
 
 def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:

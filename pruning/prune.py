@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+from birdsdao.errors import InvalidInputError
+from birdsdao.inputs import writable_folder
 
 
 @dataclass
@@ -65,15 +66,10 @@ class PruneReport:
 
 def load_detector(weights: Path, *, require_batchnorm: bool = True):
     """An ultralytics YOLO detector from a local file (with its BatchNorms, unless told otherwise)."""
-    weights = Path(weights)
-    if not weights.is_file():
-        raise WeightsNotFoundError(f"{weights}: no such weights file")
-    from ultralytics import YOLO
+    from birdsdao.training.ultralytics_adapter import load_yolo
 
-    try:
-        yolo = YOLO(str(weights))
-    except Exception as exc:
-        raise InvalidInputError(f"{weights}: not an ultralytics checkpoint ({exc})") from None
+    weights = Path(weights)
+    yolo = load_yolo(weights, task=None)
     if yolo.task != "detect":
         raise InvalidInputError(f"{weights}: a {yolo.task} model; birds prune handles detectors")
     if require_batchnorm and not any(isinstance(m, nn.BatchNorm2d) for m in yolo.model.modules()):
@@ -86,6 +82,7 @@ def prune_detector(config: PruneConfig) -> PruneReport:
     from birdsdao.pruning.surgery import apply_plan, check_supported
 
     config.validate()
+    writable_folder(config.out_dir(), "the output folder (--out)")  # before the work, not after it
     yolo = load_detector(config.weights)
     model = yolo.model.float().eval()
     check_supported(model)

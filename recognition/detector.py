@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+from birdsdao.inputs import weights_file
 from birdsdao.resources import weights_dir
 
 WEIGHTS_DIR = weights_dir()
@@ -67,9 +68,7 @@ def resolve_weights(weights: str | Path | None, backend: str) -> tuple[Path, str
     if weights is None:
         backend = "onnx" if backend == "auto" else backend
         return bundled_weights(backend), backend
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise WeightsNotFoundError(f"{path}: no such weights file")
+    path = weights_file(weights)
     if backend == "auto":
         backend = "onnx" if path.suffix == ".onnx" else "torch"
     if backend == "onnx" and path.suffix != ".onnx":
@@ -77,7 +76,7 @@ def resolve_weights(weights: str | Path | None, backend: str) -> tuple[Path, str
         if not sibling.is_file():
             raise WeightsNotFoundError(f"{sibling} is missing for --backend onnx",
                                        hint=f"export it with `birds export {path} --format onnx`")
-        path = sibling
+        path = weights_file(sibling)
     if backend == "torch" and path.suffix == ".onnx":
         raise InvalidInputError(f"{path} is an ONNX file: use --backend onnx")
     return path, backend
@@ -99,14 +98,11 @@ class Detector:
 
     def __init__(self, weights: str | Path | None = None, backend: str = "torch", imgsz: int | None = None,
                  device: str = "cpu"):
-        from ultralytics import YOLO
-
-        from birdsdao.training.ultralytics_adapter import output_on_stderr
+        from birdsdao.training.ultralytics_adapter import load_yolo
 
         self.path, self.backend = resolve_weights(weights, backend)
         self.device = device
-        with output_on_stderr():
-            self.yolo = YOLO(str(self.path), task="detect")
+        self.yolo = load_yolo(self.path, task="detect")
         self.names: dict[int, str] = dict(self.yolo.names)
         trained = (getattr(self.yolo, "overrides", None) or {}).get("imgsz")
         trained = trained if isinstance(trained, int) else _onnx_imgsz(self.path) if backend == "onnx" else None

@@ -47,6 +47,19 @@ class IdentifyOptions:
     lang: str = "zh"
 
 
+def check_inputs(specs: list[str | Path], save: Path | None = None) -> None:
+    """What can be checked before any model loads: some photo is there to read, and --save can be written."""
+    from birdsdao.errors import InvalidInputError
+    from birdsdao.inputs import writable_folder
+
+    photos, missing = collect_photos(specs)
+    if not photos:
+        reasons = "; ".join(f"{item.path}: {item.reason}" for item in missing)
+        raise InvalidInputError(reasons or "no photo given", hint="give photos, folders of photos or 'glob*.jpg'")
+    if save is not None:
+        writable_folder(save, "the folder for annotated copies (--save)")
+
+
 def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
     """One result per photo, in order; unreadable files and names that match nothing come back with `error`.
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from birdsdao.errors import InvalidInputError
+from birdsdao.inputs import WEIGHTS_HINT
 from birdsdao.knowledge.species_cards import card_names
 from birdsdao.recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
 
@@ -29,14 +31,19 @@ class OnnxDetector:
         self.path = Path(path)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        self.names: dict[int, str] = ast.literal_eval(metadata.get("names", "{}"))
-        exported = ast.literal_eval(metadata.get("imgsz", "[640, 640]"))
-        self.imgsz = int(exported[0])
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            metadata = self.session.get_modelmeta().custom_metadata_map
+            self.names: dict[int, str] = ast.literal_eval(metadata.get("names", "{}"))
+            exported = ast.literal_eval(metadata.get("imgsz", "[640, 640]"))
+            self.imgsz = int(exported[0])
+        except Exception as exc:  # onnxruntime's errors are long C++ messages; the file is what matters
+            raise InvalidInputError(f"{self.path}: not an ONNX detector exported by ultralytics (no class names "
+                                    "or image size in it, or onnxruntime cannot load it)", hint=WEIGHTS_HINT) from exc
+        if not self.names:
+            raise InvalidInputError(f"{self.path}: an ONNX model without class names, not an ultralytics detector",
+                                    hint=WEIGHTS_HINT)
         if imgsz and imgsz != self.imgsz:
-            from birdsdao.errors import InvalidInputError
-
             raise InvalidInputError(f"{self.path} was exported for {self.imgsz} px, not --imgsz {imgsz}",
                                     hint="leave --imgsz out, or export again at that size")
         self.input_name = self.session.get_inputs()[0].name

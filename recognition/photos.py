@@ -22,7 +22,11 @@ def collect_photos(specs: list[str | Path]) -> tuple[list[Path], list[Unreadable
     for spec in map(str, specs):
         path = Path(spec).expanduser()
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found += inside
+            if not inside:
+                missing.append(Unreadable(spec, "a folder with no photos in it (" + ", ".join(
+                    sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)) + ")"))
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(spec):

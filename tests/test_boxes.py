@@ -41,5 +41,5 @@ def test_missing_or_broken_detector_weights(tmp_path):
         BirdBoxDetector(tmp_path / "missing.pt")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(InvalidInputError, match="not an ultralytics detector"):
+    with pytest.raises(InvalidInputError, match="broken.pt: not a torch checkpoint"):
         BirdBoxDetector(broken)

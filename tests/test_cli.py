@@ -130,7 +130,8 @@ def test_train_missing_data_is_one_line(tmp_path):
 
 
 def test_prune_with_finetune_hands_the_pruned_weights_on(tmp_path):
-    with mock.patch("birdsdao.pruning.prune.prune_detector") as prune, mock.patch("birdsdao.pruning.finetune.finetune_pruned") as tune:
+    with mock.patch("birdsdao.pruning.prune.prune_detector") as prune, mock.patch("birdsdao.pruning.finetune.finetune_pruned") as tune, \
+            mock.patch("birdsdao.training.checks.check_run") as check:
         prune.return_value.weights = str(tmp_path / "pruned.pt")
         prune.return_value.to_dict.return_value = {"weights": "p"}
         tune.return_value.to_dict.return_value = {"params": 1}
@@ -142,4 +143,5 @@ def test_prune_with_finetune_hands_the_pruned_weights_on(tmp_path):
     tuning = tune.call_args.args[0]
     assert (str(tuning.weights), str(tuning.data), tuning.epochs) == (str(tmp_path / "pruned.pt"), "data.yaml", 4)
     assert tuning.project == tmp_path.resolve() / "runs" / "finetune"
+    assert str(check.call_args.args[0].data) == "data.yaml"  # the fine-tuning is checked before pruning
     assert json.loads(result.stdout) == {"prune": {"weights": "p"}, "finetune": {"params": 1}}

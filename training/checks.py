@@ -6,6 +6,7 @@ import difflib
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError, WeightsNotFoundError
+from birdsdao.inputs import writable_folder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".mpo", ".dng"}
 
@@ -62,21 +63,20 @@ def load_training_model(model: str):
     """A YOLO detector from a built-in model yaml (yolov8n.yaml), a yaml file, or a local .pt; never a download."""
     from ultralytics import YOLO
 
+    from birdsdao.training.ultralytics_adapter import load_yolo
+
     if model.endswith((".yaml", ".yml")):
         try:
             return YOLO(model, task="detect")
         except Exception as exc:
             raise InvalidInputError(f"{model}: not a model yaml ultralytics knows ({exc})") from None
     path = Path(model)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsNotFoundError(
             f"{model}: no such weights file",
             hint="nothing is downloaded; train from scratch with --model yolov8n.yaml, or give a local .pt",
         )
-    try:
-        yolo = YOLO(str(path))
-    except Exception as exc:
-        raise InvalidInputError(f"{path}: not an ultralytics checkpoint ({exc})") from None
+    yolo = load_yolo(path, task=None, what="a model to train from")
     if yolo.task != "detect":
         raise InvalidInputError(f"{path}: a {yolo.task} model; birds trains detectors")
     return yolo
@@ -99,6 +99,7 @@ def check_run(config) -> dict:
     from birdsdao.training.ultralytics_adapter import check_ultralytics
 
     config.validate()
+    writable_folder(config.project, "the folder of runs")  # before any epoch, not when ultralytics first saves
     check_ultralytics()
     check_overrides(config.overrides)
     data = check_data_yaml(Path(config.data))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from birdsdao.errors import UnsupportedUltralyticsVersion
+from birdsdao.errors import InvalidInputError, UnsupportedUltralyticsVersion
+from birdsdao.inputs import WEIGHTS_HINT, weights_file
 from birdsdao.training.sparsity import abs_gammas, add_l1_subgradient, bn_statistics, l1_lambda, summary
 
 SUPPORTED_SERIES = ((8, 4),)  # the trainer loop whose step order was read and tested
@@ -35,6 +36,26 @@ def check_ultralytics() -> str:
             hint='pip install "ultralytics>=8.4,<8.5"',
         )
     return version
+
+
+def load_yolo(weights: str | Path, *, task: str | None = "detect", what: str = "detector weights"):
+    """The one place birdsdao opens weights with ultralytics: `YOLO(path)`, or one line naming the file.
+
+    The file is sniffed first (missing, a folder, empty, a photo, not a torch or ONNX file), then any
+    exception of ultralytics' loader (several types, multi-line text with a list of export formats)
+    becomes an `InvalidInputError`; `--debug` still shows the original traceback through its cause.
+    """
+    from ultralytics import YOLO
+
+    path = weights_file(weights, what)
+    try:
+        with output_on_stderr():
+            yolo = YOLO(str(path), task=task) if task else YOLO(str(path))
+    except Exception as exc:
+        raise InvalidInputError(f"{path}: not an ultralytics checkpoint, so not {what}", hint=WEIGHTS_HINT) from exc
+    if path.suffix.lower() in (".pt", ".pth") and not isinstance(yolo.model, torch.nn.Module):
+        raise InvalidInputError(f"{path}: holds no ultralytics model, so not {what}", hint=WEIGHTS_HINT)
+    return yolo
 
 
 @contextmanager

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from birdsdao.errors import WeightsNotFoundError
-
 
 @dataclass
 class Validation:
@@ -27,14 +25,13 @@ def validate_detector(weights: Path, data: Path, *, imgsz: int = 640, batch: int
                       split: str = "val", workers: int = 2) -> Validation:
     from birdsdao.training.checks import check_data_yaml, check_device
 
-    weights = Path(weights)
-    if not weights.exists():
-        raise WeightsNotFoundError(f"{weights}: no such weights file")
+    from birdsdao.inputs import weights_file
+    from birdsdao.training.ultralytics_adapter import load_yolo
+
+    weights = weights_file(weights)  # a wrong file fails before the dataset is scanned
     check_data_yaml(Path(data))
     check_device(device)
-    from ultralytics import YOLO
-
-    metrics = YOLO(str(weights), task="detect").val(
+    metrics = load_yolo(weights, task="detect").val(
         data=str(data), imgsz=imgsz, batch=batch, device=device, split=split, workers=workers, plots=False,
         verbose=False,
     )

@@ -68,7 +68,7 @@ def identify(
     """
     from birdsdao.errors import InvalidInputError
     from birdsdao.recognition.detector import open_detector
-    from birdsdao.recognition.identify import IdentifyOptions, identify_photos, species_to_describe
+    from birdsdao.recognition.identify import IdentifyOptions, check_inputs, identify_photos, species_to_describe
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
@@ -77,6 +77,11 @@ def identify(
         from birdsdao.language_model.models import check_quantization
 
         check_quantization(quantization_bit, llm_device)  # before the photos, not after them
+    if not (no_llm or no_describe):
+        from birdsdao.language_model.runtime import check_model_paths
+
+        check_model_paths(base_model, prefix)
+    check_inputs(photos, save)  # a missing photo or an unwritable --save fails before any model loads
     started = time.perf_counter()
     detector = open_detector(weights, backend=backend, imgsz=imgsz, device=device)
     options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)

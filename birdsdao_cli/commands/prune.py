@@ -54,22 +54,24 @@ def prune(
 
       birds prune last.pt --keep 0.5 --round-to 8 --onnx --finetune data/birds161/data.yaml --epochs 30
     """
-    from birdsdao.pruning.prune import PruneConfig, prune_detector
+    from birdsdao.pruning.finetune import prune_then_finetune
+    from birdsdao.pruning.prune import PruneConfig
     from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     config = PruneConfig(weights=weights, keep=keep, min_channels=min_channels, round_to=round_to, out=out,
                          onnx=onnx, imgsz=imgsz)
+    tune = None if finetune_data is None else _finetune_config(
+        ctx, config.out_dir() / "pruned.pt", finetune_data, epochs, imgsz, batch, device, workers, "exp", 0, [])
     with output_on_stderr():
-        report = prune_detector(config)
+        report, run = prune_then_finetune(config, tune)
     result: dict[str, object] = {"prune": report.to_dict()}
-    if finetune_data is not None:
-        run = _finetune(ctx, Path(report.weights), finetune_data, epochs, imgsz, batch, device, workers, "exp", 0, [])
+    if run is not None:
         result["finetune"] = run.to_dict()
     if json_out:
         output.print_json(result)
         return
     _render_prune(report)
-    if finetune_data is not None:
+    if run is not None:
         output.stdout.print(f"Fine-tuned: {run.weights} ({run.params:,} parameters, as pruned)", soft_wrap=True)
 
 
@@ -130,14 +132,20 @@ def export(
 
 
 def _finetune(ctx, weights, data, epochs, imgsz, batch, device, workers, name, seed, settings):
-    from birdsdao.pruning.finetune import FinetuneConfig, finetune_pruned
+    from birdsdao.pruning.finetune import finetune_pruned
     from birdsdao.training.ultralytics_adapter import output_on_stderr
 
-    config = FinetuneConfig(weights=weights, data=data, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
-                            workers=workers, project=ctx.obj["settings"].runs_dir / "finetune", name=name, seed=seed,
-                            overrides=parse_settings(settings))
+    config = _finetune_config(ctx, weights, data, epochs, imgsz, batch, device, workers, name, seed, settings)
     with output_on_stderr():
         return finetune_pruned(config)
+
+
+def _finetune_config(ctx, weights, data, epochs, imgsz, batch, device, workers, name, seed, settings):
+    from birdsdao.pruning.finetune import FinetuneConfig
+
+    return FinetuneConfig(weights=weights, data=data, epochs=epochs, imgsz=imgsz, batch=batch, device=device,
+                          workers=workers, project=ctx.obj["settings"].runs_dir / "finetune", name=name, seed=seed,
+                          overrides=parse_settings(settings))
 
 
 def _render_prune(report) -> None:
