@@ -1,8 +1,8 @@
 """Where onnxruntime spends its time in pruned detectors: its per-node profiler, summed by kind of node.
 
-The models are the ones bench/prune_speed.py builds (the same --weights, --keep and --round-to). Each runs
---runs times with SessionOptions.enable_profiling; the kernel times of its nodes are summed per kind and
-divided by the runs. onnxruntime's CPU provider rewrites convolutions into a blocked channel layout
+The models are the ones bench/prune_speed.py builds (the same --weights, --keep and --round-to). They take
+turns for --runs rounds with SessionOptions.enable_profiling; the kernel times of each model's nodes are
+summed per kind and divided by the runs. onnxruntime's CPU provider rewrites convolutions into a blocked channel layout
 (NCHWc, 8 channels a block with AVX2, 16 with AVX-512) when their channel counts allow it, adding
 ReorderInput/ReorderOutput nodes where the layout changes; the optimized graph, saved alongside, tells
 which convolutions were rewritten, so the table splits them ("Conv NCHWc") from the rest ("Conv").
@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.prune_speed import build, bundled_unpruned, random_sparse_checkpoint  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
 
 
 def node_kinds(optimized: Path) -> dict[str, str]:
@@ -39,9 +40,8 @@ def node_kinds(optimized: Path) -> dict[str, str]:
     return kinds
 
 
-def profile(model: Path, runs: int, threads: int, imgsz: int, work: Path) -> tuple[dict[str, float], Counter]:
-    """Milliseconds per run of each kind of node, and how many nodes of each kind the optimized graph has."""
-    import numpy as np
+def open_profiled(model: Path, threads: int, work: Path):
+    """A session that profiles every run and saves the graph it optimized (to tell NCHWc convolutions apart)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -50,18 +50,20 @@ def profile(model: Path, runs: int, threads: int, imgsz: int, work: Path) -> tup
     options.enable_profiling = True
     options.profile_file_prefix = str(work / model.parent.name)
     session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)}
-    for _ in range(runs + 1):
-        session.run(None, feed)
-    trace = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
-    kinds = node_kinds(Path(options.optimized_model_filepath))
+    return session, Path(options.optimized_model_filepath)
+
+
+def summarize(trace_path: Path, optimized: Path, runs: int) -> tuple[dict[str, float], Counter]:
+    """Milliseconds per run of each kind of node, and how many nodes of each kind the optimized graph has."""
+    trace = json.loads(trace_path.read_text(encoding="utf-8"))
+    kinds = node_kinds(optimized)
     per_kind: dict[str, float] = defaultdict(float)
     seen: set[str] = set()
     for event in trace:
         name = event.get("name", "")
         if event.get("cat") == "Node" and name.endswith("_kernel_time"):
             node = name.removesuffix("_kernel_time")
-            if node not in seen:  # the first run allocates: a warm-up, left out
+            if node not in seen:  # the warm-up run, left out
                 seen.add(node)
                 continue
             per_kind[kinds.get(node, event.get("args", {}).get("op_name", "?"))] += event["dur"] / 1000 / runs
@@ -77,6 +79,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args()
+    import numpy as np
+
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if args.weights == "bundled":
@@ -86,11 +90,17 @@ def main() -> None:
         else:
             weights = random_sparse_checkpoint(work / "yolov8n-random.pt")
         variants = build(weights, args.keep, args.round_to, args.imgsz, work)
-        results = {v.label: profile(v.onnx, args.runs, args.threads, args.imgsz, work) for v in variants}
+        sessions = {v.label: open_profiled(v.onnx, args.threads, work) for v in variants}
+        feed = np.random.default_rng(0).random((1, 3, args.imgsz, args.imgsz), dtype=np.float32)
+        # the models take turns, as in prune_speed.py, so that changing load falls on all of them alike
+        interleaved({label: (lambda _, s=session: s.run(None, {s.get_inputs()[0].name: feed}))
+                     for label, (session, _) in sessions.items()}, runs=args.runs, warmup=1)
+        results = {label: summarize(Path(session.end_profiling()), optimized, args.runs)
+                   for label, (session, optimized) in sessions.items()}
     kinds = sorted({kind for times, _ in results.values() for kind in times if kind != "total"},
                    key=lambda kind: -max(times.get(kind, 0) for times, _ in results.values()))
     print(f"onnxruntime per-node profile, {args.imgsz} px, {args.threads} threads, kernel ms per run "
-          f"(mean of {args.runs} runs after 1 warm-up run); nodes of each kind in brackets")
+          f"(mean of {args.runs} interleaved runs after 1 warm-up run); nodes of each kind in brackets")
     print(f"{'kind':>12} " + " ".join(f"{label:>22}" for label in results))
     for kind in kinds + ["total"]:
         cells = []

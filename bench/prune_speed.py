@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -78,8 +79,9 @@ def build(weights: Path, keeps: list[float], round_tos: list[int], imgsz: int, w
 def measure(variants: list[Variant], sample: torch.Tensor, threads: int, runs: int, warmup: int):
     """Seconds per call of every variant in each backend, the variants taking turns within a backend."""
     import onnxruntime
-    from birdsdao.training.ultralytics_adapter import output_on_stderr
     from ultralytics import YOLO
+
+    from birdsdao.training.ultralytics_adapter import output_on_stderr
 
     with output_on_stderr():
         models = {v.label: YOLO(str(v.weights)).model.float().fuse(verbose=False).eval() for v in variants}
@@ -142,9 +144,11 @@ def main() -> None:
             described = "YOLOv8n, random init with sparse-like |γ|"
         variants = build(weights, args.keep, round_tos, args.imgsz, Path(work))
         for number in range(1, args.repeat + 1):
+            load_before = os.getloadavg()[0]  # other work on the machine: the spread's likely cause
             times = measure(variants, sample, args.threads, args.runs, args.warmup)
             print(f"\nrun {number}/{args.repeat}: {described}; {args.imgsz} px, {args.threads} threads; median and "
-                  f"IQR of {args.runs} interleaved rounds after {args.warmup} warm-up rounds; × = ratio of medians")
+                  f"IQR of {args.runs} interleaved rounds after {args.warmup} warm-up rounds; × = ratio of medians; "
+                  f"load average {load_before:.1f} → {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             results.append({"times": times, "speedups": print_run(variants, times)})
     print()
     for v in variants:

@@ -67,11 +67,17 @@ class ChannelPlan:
         }
 
 
-def plan_channels(model: nn.Module, keep: float, min_channels: int = 8, round_to: int = 1) -> ChannelPlan:
+# onnxruntime's CPU convolutions use their blocked layout (NCHWc, 8 channels a block with AVX2) only for
+# widths that are multiples of the block: rounding up to 8 made pruned detectors faster there (docs/pruning.md)
+DEFAULT_ROUND_TO = 8
+
+
+def plan_channels(model: nn.Module, keep: float, min_channels: int = 8,
+                  round_to: int = DEFAULT_ROUND_TO) -> ChannelPlan:
     """One global threshold on |γ| that keeps `keep` of the prunable channels.
 
     Each layer keeps at least `min_channels` (or all it has), and its count is rounded up to a
-    multiple of `round_to` (8 or 16 suit GPU kernels), never beyond what it has.
+    multiple of `round_to` (8 suits onnxruntime's CPU kernels and GPU kernels), never beyond what it has.
     """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], not {keep}")

@@ -138,6 +138,21 @@ def test_min_channels_and_round_to_hold_in_every_layer(tmp_path):
             assert layer["after"] % 8 == 0 and layer["after"] >= 16, layer
 
 
+def test_default_widths_are_multiples_of_8_in_library_and_cli(tmp_path):
+    import inspect
+
+    from birdsdao.pruning.plan import DEFAULT_ROUND_TO
+    from birdsdao_cli.commands.prune import prune
+
+    # onnxruntime keeps its blocked convolutions only for multiples of 8 (docs/pruning.md)
+    assert inspect.signature(prune).parameters["round_to"].default == PruneConfig.round_to == DEFAULT_ROUND_TO == 8
+    weights = save_detector(random_detector(), tmp_path / "v8n.pt", 80)
+    report = prune_detector(PruneConfig(weights=weights, keep=0.5, imgsz=64))
+    changed = [layer for layer in report.layers if layer["after"] != layer["before"]]
+    assert report.round_to == 8 and len(changed) > 10
+    assert all(layer["after"] % 8 == 0 for layer in changed), changed
+
+
 def test_bad_prune_input(tmp_path):
     from ultralytics import YOLO
 
