@@ -9,6 +9,7 @@ In one run, on the same photos (the mini BIRDS-525 valid photos, or generated on
     text (--no-llm) and from the default language model, alone (--no-prefix) and with the bundled prefix.
 
     python bench/identify.py [--weights PRUNED.pt] [--unpruned SPARSE.pt] [--photos 40]
+    python bench/identify.py --classifier   # the species classifier and bird gate (see classifier_bench)
 
 Without --weights the bundled detector is used (weights/MANIFEST.json names the unpruned one too).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,7 +102,13 @@ def main() -> None:
     parser.add_argument("--unpruned", type=Path)
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each language-model case")
+    parser.add_argument("--classifier", action="store_true", help="only the species classifier and bird gate")
+    parser.add_argument("--work", type=Path, default=ROOT / "weights" / "work", help="prepared sample datasets "
+                        "and their feature caches (--classifier)")
     args = parser.parse_args()
+    if args.classifier:
+        classifier_bench(args.work)
+        return
     from birdsdao.recognition.detector import MANIFEST, WEIGHTS_DIR, bundled_weights
     from birdsdao.recognition.photos import open_photo
 
@@ -139,6 +147,141 @@ def main() -> None:
     for label, times in tokens_llm.items():
         print(f"birds identify PHOTO ({label}): first description token after {statistics.median(times):.2f} s "
               f"(median of {len(times)})")
+
+
+# ---- the species classifier and bird gate (`birds identify` with the bundled models) ------------------------
+# Separate from the detector comparison above: python bench/identify.py --classifier
+
+
+def non_bird_images() -> dict[str, object]:
+    """Photos of no bird: scikit-image's bundled photos (a person, a cat, coffee, a rocket, a horse's
+    silhouette, micrographs, text …) and synthetic images (noise, gradients, shapes, stripes, flat colours)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from skimage import data
+
+    images: dict[str, object] = {}
+    for name in ("astronaut", "coffee", "chelsea", "cat", "rocket", "camera", "coins", "moon", "page", "text",
+                 "horse", "clock", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel", "brick",
+                 "grass", "gravel", "logo", "motorcycle_left", "shepp_logan_phantom", "eagle"):
+        try:
+            array = getattr(data, name)()
+        except Exception:  # some need pooch downloads; only the bundled ones count
+            continue
+        if name == "eagle":
+            continue  # a bird: not part of the non-bird set
+        array = np.asarray(array)
+        if array.dtype != np.uint8:
+            array = (255 * (array - array.min()) / max(float(array.max() - array.min()), 1e-9)).astype(np.uint8)
+        images[f"skimage:{name}"] = Image.fromarray(array[..., :3] if array.ndim == 3 else array).convert("RGB")
+    rng = np.random.default_rng(0)
+    for number in range(8):
+        images[f"noise:{number}"] = Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    for number in range(6):
+        top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0, 1, 224)[:, None, None]
+        images[f"gradient:{number}"] = Image.fromarray((top * (1 - ramp) + bottom * ramp).repeat(224, 1)
+                                                       .astype(np.uint8))
+    for number in range(6):
+        image = Image.new("RGB", (256, 192), tuple(int(v) for v in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x, y = rng.integers(0, 200, 2)
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape((int(x), int(y), int(x + rng.integers(10, 80)), int(y + rng.integers(10, 80))),
+                  fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        images[f"shapes:{number}"] = image
+    for number in range(4):
+        stripes = (np.indices((224, 224)).sum(0) // (6 + 4 * number) % 2 * 255).astype(np.uint8)
+        images[f"stripes:{number}"] = Image.fromarray(stripes).convert("RGB")
+    for number in range(4):
+        images[f"flat:{number}"] = Image.new("RGB", (224, 224), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return images
+
+
+def classifier_bench(work: Path, photos_per_second: int = 60) -> None:
+    """Accuracy of the recipe (fit on photos 1-3, score photo 4) on 161 and 525 species, the gate's pass and
+    rejection rates over thresholds, and the bundled path's speed and memory."""
+    import numpy as np
+    import torch
+
+    from birdsdao.recognition.backbone import GATE_THRESHOLD, load_backbone
+    from birdsdao.recognition.classifier import bundled_classifier, read_folder
+    from birdsdao.recognition.crops import to_input
+    from birdsdao.recognition.train_classifier import HEADS, extract_features, read_dataset, scores
+
+    torch.set_num_threads(2)
+    source = MINI.parent
+    if not source.is_dir():
+        print(f"{source} is not here: the classifier section needs the sample photos")
+        return
+    backbone = load_backbone("lite0")
+    bird_probabilities = []
+    for label, extra in (("525 species", ["--classes", "525"]),
+                         ("161 species", ["--species-file", str(ROOT / "data" / "species161.txt")])):
+        folder = work / f"bench-{label.split()[0]}"
+        if not (folder / "data.yaml").is_file():
+            subprocess.run([str(Path(sys.executable).parent / "birds"), "prepare-data", str(source), str(folder),
+                            *extra, "--overwrite"], check=True, capture_output=True, cwd=ROOT)
+        dataset = read_dataset(folder)
+        cache = folder / ".cache" / "features-lite0"
+        if not cache.is_dir() and (work / "bench-525" / ".cache" / "features-lite0").is_dir():
+            # the same photos under the same names: the 525-species run's features serve (keys are checked)
+            shutil.copytree(work / "bench-525" / ".cache" / "features-lite0", cache)
+        train = extract_features(dataset.splits["train"], backbone, cache)
+        val = extract_features(dataset.splits["val"], backbone, cache)
+        for kind, fit in HEADS.items():
+            started = time.perf_counter()
+            head = fit(train.x, train.y, len(dataset.classes))
+            numbers = scores(head, val.x, val.y)
+            probs = head.probabilities(val.x)
+            right = probs.argmax(1) == val.y
+            sure = probs.max(1) >= 0.5
+            print(f"{label}, {kind}: top-1 {numbers['top1']:.3f}, top-5 {numbers['top5']:.3f} on {len(val.y)} "
+                  f"held-out photos (targets for 161: ≥ 0.80, ≥ 0.95); fit {time.perf_counter() - started:.1f} s; "
+                  f"{sure.mean():.0%} above --certain 0.5, {right[sure].mean():.1%} of those right")
+        if label.startswith("525"):
+            bird_probabilities = np.concatenate([train.bird, val.bird])
+    nonbirds = non_bird_images()
+    with torch.inference_mode():
+        gate = {name: float(backbone(torch.from_numpy(to_input([image], 224)))[1][0])
+                for name, image in nonbirds.items()}
+    values = np.array(list(gate.values()))
+    print(f"bird gate: {len(bird_probabilities)} bird photos (all 525 species, whole photos), {len(values)} "
+          f"non-bird images ({sum(name.startswith('skimage') for name in gate)} scikit-image photos, the rest "
+          "synthetic)")
+    print(f"  bird photos: min {bird_probabilities.min():.3f}, 1st percentile "
+          f"{np.percentile(bird_probabilities, 1):.3f}; non-birds: max {values.max():.3f} "
+          f"({max(gate, key=gate.get)})")
+    for threshold in (0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3):
+        mark = "  <- the bundled threshold" if abs(threshold - GATE_THRESHOLD) < 1e-9 else ""
+        print(f"  threshold {threshold:.2f}: birds pass {(bird_probabilities >= threshold).mean():.1%} "
+              f"(target ≥ 97%), non-birds rejected {(values < threshold).mean():.1%} (target ≥ 90%){mark}")
+    print("  non-bird images above 0.05: " + (", ".join(f"{n} {v:.2f}" for n, v in gate.items() if v >= 0.05)
+                                                or "none"))
+    if not (bundled_classifier() / "classifier.onnx").is_file():
+        return
+    read_folder(bundled_classifier())
+    sample = sorted(MINI.glob("*/*.jpg"))
+    walls, peaks = [], []
+    for _ in range(3):
+        wall, peak, _ = child(["identify", str(sample[0]), "--no-describe"])
+        walls.append(wall)
+        peaks.append(peak)
+    print(f"birds identify PHOTO --no-describe (bundled detector + classifier, new process, median of 3): "
+          f"{statistics.median(walls):.2f} s, peak {statistics.median(peaks):.0f} MB (targets ≤ 1.5 s, ≤ 300 MB)")
+    from birdsdao.recognition.identify import IdentifyOptions, identify_photos, open_recognition
+
+    detector, classifier, gate_on = open_recognition()
+    batch = sample[:photos_per_second]
+    list(identify_photos(batch[:3], detector, IdentifyOptions(gate=gate_on), classifier))  # warm-up
+    rates = []
+    for _ in range(3):
+        started = time.perf_counter()
+        results = list(identify_photos(batch, detector, IdentifyOptions(gate=gate_on), classifier))
+        rates.append(len(results) / (time.perf_counter() - started))
+    print(f"batch: {statistics.median(rates):.1f} photos/s over {len(batch)} photos (median of 3; target ≥ 20 on "
+          f"2 cores; onnxruntime's default threads, {os.cpu_count()} cores here)")
 
 
 if __name__ == "__main__":

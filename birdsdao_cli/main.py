@@ -11,7 +11,7 @@ from birdsdao import __version__
 from birdsdao.errors import BirdsError
 from birdsdao.settings import HOME_ENV, load_settings
 from birdsdao_cli import output
-from birdsdao_cli.commands import ask, identify, kb, prepare_data, prune, ptune, train, ui
+from birdsdao_cli.commands import ask, identify, kb, prepare_data, prune, ptune, train, train_classifier, ui
 
 HELP = """\
 鸟之道 birdsdao: recognise birds in photos and talk about them.
@@ -74,6 +74,7 @@ app.command("val")(train.val)
 app.command("prune")(prune.prune)
 app.command("finetune")(prune.finetune)
 app.command("export")(prune.export)
+app.command("train-classifier")(train_classifier.train_classifier)
 app.command("ptune")(ptune.ptune)
 app.add_typer(kb.app, name="kb")
 app.command("identify")(identify.identify)

@@ -38,12 +38,14 @@ class Bird:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the upright photo
     certain: bool
     candidates: list[Candidate] = field(default_factory=list)  # best first, the bird's own species included
+    detection: float | None = None  # the detector's confidence in the box, when a classifier named the bird
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["box"] = [round(value, 1) for value in self.box]
         data["confidence"] = round(self.confidence, 4)
         data["candidates"] = [{"species": c.species, "confidence": round(c.confidence, 4)} for c in self.candidates]
+        data["detection"] = None if self.detection is None else round(self.detection, 4)
         return data
 
 

@@ -22,6 +22,7 @@ class PhotoResult:
     birds: list[Bird] = field(default_factory=list)
     annotated: str | None = None
     error: str | None = None  # the photo could not be read
+    bird_probability: float | None = None  # the gate's ImageNet bird probability, when a classifier ran
 
     @property
     def counts(self) -> dict[str, int]:
@@ -35,6 +36,7 @@ class PhotoResult:
     def to_dict(self) -> dict:
         return {"path": self.path, "width": self.width, "height": self.height, "error": self.error,
                 "counts": self.counts, "uncertain": self.uncertain, "annotated": self.annotated,
+                "bird_probability": None if self.bird_probability is None else round(self.bird_probability, 4),
                 "birds": [bird.to_dict() for bird in self.birds]}
 
 
@@ -45,6 +47,9 @@ class IdentifyOptions:
     certain: float = 0.5  # below it a bird is uncertain: candidates shown, not described
     save: Path | None = None  # folder for annotated copies
     lang: str = "zh"
+    # With a classifier: a photo whose bird probability is below the classifier's threshold has no bird
+    # whatever the detector says, and one that looks like a bird where the detector found none is one bird.
+    gate: bool = False
 
 
 def check_inputs(specs: list[str | Path], save: Path | None = None) -> None:
@@ -60,10 +65,12 @@ def check_inputs(specs: list[str | Path], save: Path | None = None) -> None:
         writable_folder(save, "the folder for annotated copies (--save)")
 
 
-def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions) -> Iterator[PhotoResult]:
+def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions,
+                    classifier=None) -> Iterator[PhotoResult]:
     """One result per photo, in order; unreadable files and names that match nothing come back with `error`.
 
-    `detector` is what `birdsdao.recognition.detector.open_detector` gives (ultralytics or onnxruntime)."""
+    `detector` is what `birdsdao.recognition.detector.open_detector` gives (ultralytics or onnxruntime);
+    `classifier`, from `open_recognition`, names the birds it finds (None: the detector's own classes)."""
     photos, missing = collect_photos(specs)
     for item in missing:
         yield PhotoResult(path=item.path, error=item.reason)
@@ -76,11 +83,69 @@ def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions)
             continue
         result = PhotoResult(path=str(path), width=image.width, height=image.height)
         result.birds = detector.detect(image, conf=options.conf, iou=options.iou, certain=options.certain)
+        if classifier is not None:
+            result.birds, result.bird_probability = name_birds(image, result.birds, classifier, options)
         if options.save is not None:
             from birdsdao.recognition.annotate import save_annotated
 
             result.annotated = str(save_annotated(image, result.birds, options.save, path, options.lang, taken))
         yield result
+
+
+def name_birds(image, found: list[Bird], classifier, options: IdentifyOptions) -> tuple[list[Bird], float]:
+    """The detector's birds named by the classifier (its best species, probability and top five), and the
+    photo's bird probability. The whole photo and every padded box go through the network in one batch;
+    a box whose padded crop is the whole photo reuses the photo's answer."""
+    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.recognition.classifier import ranked
+    from birdsdao.recognition.crops import padded_crop
+    from birdsdao.recognition.detector import CANDIDATE_FLOOR, Candidate
+
+    crops = [padded_crop(image, bird.box) for bird in found]
+    fresh = [crop for crop in crops if crop is not image]
+    probs, bird_probability = classifier.classify([image, *fresh])
+    gate = float(bird_probability[0])
+    if options.gate and gate < classifier.info.gate_threshold:
+        return [], gate
+    rows, row = [], 1
+    for crop in crops:
+        rows.append(probs[0] if crop is image else probs[row])
+        row += crop is not image
+    boxes = [(bird.box, bird.confidence) for bird in found]
+    if not found and options.gate:  # the gate saw a bird the detector missed: the whole photo is its box
+        boxes, rows = [((0.0, 0.0, float(image.width), float(image.height)), None)], [probs[0]]
+    cards = card_names()
+    named = []
+    for (box, detection), probabilities in zip(boxes, rows, strict=True):
+        top = ranked(probabilities, classifier.info.classes)
+        species, confidence = top[0]
+        english, chinese = cards.get(species, (species.title(), ""))
+        candidates = [Candidate(name, value) for name, value in top if value >= CANDIDATE_FLOOR]
+        named.append(Bird(species, english, chinese, confidence, box, confidence >= options.certain,
+                          candidates, detection))
+    return sorted(named, key=lambda bird: -bird.confidence), gate
+
+
+def open_recognition(weights=None, backend: str = "auto", imgsz: int | None = None, device: str = "cpu",
+                     classifier: str | Path | None = None, gate: bool | None = None):
+    """The detector, the classifier that names its birds (or None) and whether the gate is on.
+
+    `classifier`: a classifier folder, "none" (the detector's own classes), or None: the bundled classifier
+    with the bundled detector, the detector's own classes with a user's detector (it was trained on the
+    user's species). `gate`: None means on with the bundled detector and off with a user's (trusted as it is)."""
+    from birdsdao.errors import InvalidInputError
+    from birdsdao.recognition.classifier import open_classifier
+    from birdsdao.recognition.detector import open_detector
+
+    bundled = weights is None
+    use_classifier = bundled if classifier is None else str(classifier).lower() != "none"
+    gate = bundled and use_classifier if gate is None else gate
+    if gate and not use_classifier:
+        raise InvalidInputError("--gate needs a classifier: the bird probability comes from its backbone",
+                                hint="leave out --classifier none, or pass --classifier PATH")
+    detector = open_detector(weights, backend=backend, imgsz=imgsz, device=device)
+    named_by = open_classifier(classifier, device=device, backend=backend) if use_classifier else None
+    return detector, named_by, gate and use_classifier
 
 
 def species_to_describe(results: list[PhotoResult]) -> list[Bird]:

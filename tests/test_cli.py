@@ -11,7 +11,8 @@ from birdsdao.errors import DatasetNotFoundError
 from birdsdao_cli.main import app
 
 runner = CliRunner()
-COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "ptune", "identify", "ask", "kb", "ui")
+COMMANDS = ("prepare-data", "train", "val", "prune", "finetune", "export", "train-classifier", "ptune", "identify",
+            "ask", "kb", "ui")
 HEAVY = ("torch", "ultralytics", "transformers", "chromadb", "sentence_transformers", "streamlit")
 
 

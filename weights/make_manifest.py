@@ -3,6 +3,7 @@
     python weights/make_manifest.py            # the detector (after make_detector.sh)
     python weights/make_manifest.py --prefix   # the language-model prefix (make_prefix.sh runs this)
     python weights/make_manifest.py --prefix-fingerprint  # re-record the prefix's base fingerprint (see below)
+    python weights/make_manifest.py --classifier  # the species classifier (make_classifier.sh runs this)
 
 Reads weights/work/{prepare,train,prune,finetune}.json, copies the fine-tuned pruned detector (full
 precision) to weights/detector.pt with its ONNX export weights/detector.onnx, and the sparse-trained
@@ -172,10 +173,42 @@ def record_prefix_fingerprint() -> None:
     print(f"{marker_path}: base_fingerprint {fingerprint}")
 
 
+def add_classifier() -> None:
+    """Record weights/classifier/ (written by make_classifier.sh) in MANIFEST.json, with the validation numbers
+    of the same recipe's head fitted on photos 1-3 and scored on photo 4."""
+    report = read("train-classifier")
+    prepare = read("classifier-prepare")
+    manifest = json.loads((OUT / "MANIFEST.json").read_text(encoding="utf-8"))
+    for name in ("classifier.json", "classes.txt", "head.safetensors", "classifier.onnx"):
+        path = OUT / "classifier" / name
+        manifest["files"][f"classifier/{name}"] = {"path": f"classifier/{name}", "sha256": sha256(path),
+                                                   "bytes": path.stat().st_size}
+    metadata = json.loads((OUT / "classifier" / "classifier.json").read_text(encoding="utf-8"))
+    manifest["classifier"] = {
+        "created": metadata["created"],
+        "backbone": report["backbone"], "backbone_package": report["backbone_package"], "head": report["head"],
+        "fit_on": report["fit_on"], "classes": report["classes"],
+        "commands": recipe("make_classifier.sh"),
+        "dataset": {"source": Path(prepare["source"]).name, "images": prepare["images"],
+                    "species": len(prepare["kept"])},
+        "validation": {"fitted_on": "photos 1-3 of each species (the train split)",
+                       "scored_on": "photo 4 of each species (the val split)", **report["metrics"]["val"]},
+        "heads_on_val": report["heads_on_val"],
+        "gate_threshold": metadata["gate"]["threshold"],
+        "onnx_max_abs_difference_from_torch": report["onnx"]["max_abs_difference_from_torch"],
+    }
+    partial = OUT / ".MANIFEST.json.partial"
+    partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, OUT / "MANIFEST.json")
+    print(json.dumps(manifest["classifier"], ensure_ascii=False, indent=2))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--prefix"]:
         add_prefix()
     elif sys.argv[1:] == ["--prefix-fingerprint"]:
         record_prefix_fingerprint()
+    elif sys.argv[1:] == ["--classifier"]:
+        add_classifier()
     else:
         main()

@@ -76,11 +76,12 @@ def once(key: tuple, label: str, load: Callable[[Callable[[str], None]], object]
         return cache[key]
 
 
-def detector():
-    from birdsdao.recognition.detector import open_detector
+def recognition():
+    """(detector, classifier or None, gate on): what `birds identify` opens with the same weights."""
+    from birdsdao.recognition.identify import open_recognition
 
     weights = config().weights
-    return once(("detector", weights), t("loading_detector"), lambda say: open_detector(weights, backend="auto"))
+    return once(("recognition", weights), t("loading_detector"), lambda say: open_recognition(weights))
 
 
 def answering_model():

@@ -87,7 +87,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "best_confidence": "Confidence",
         "descriptions": "About these birds",
         "sources": "Sources",
-        "loading_detector": "Loading the detector …",
+        "loading_detector": "Loading the detector and the species classifier …",
         "loading_model": "Loading the language model (the first use converts it: a minute or two) …",
         "model_unavailable": "The language model did not load ({problem}); showing the retrieved text.",
         "no_llm_mode": "the app was started with birds ui --no-llm",

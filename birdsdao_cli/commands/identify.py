@@ -34,6 +34,14 @@ def identify(
     certain: Annotated[float, typer.Option("--certain", min=0.0, max=1.0, help="Below this a bird is uncertain: "
                                            "its candidates are shown and it is not described.")] = 0.5,
     iou: Annotated[float, typer.Option("--iou", min=0.0, max=1.0, help="NMS IoU threshold.")] = 0.7,
+    classifier: Annotated[str | None, typer.Option("--classifier", help="A folder from `birds train-classifier` "
+                                                   "that names the birds, or none for the detector's own "
+                                                   "classes.", show_default="the bundled one with the bundled "
+                                                   "detector; none with --weights")] = None,
+    gate: Annotated[bool | None, typer.Option("--gate/--no-gate", help="Photos the classifier sees no bird in "
+                                              "have none; a bird the detector misses is the whole photo.",
+                                              show_default="on with the bundled detector, off with --weights")]
+    = None,
     imgsz: Annotated[int | None, typer.Option("--imgsz", min=32, help="Inference size.",
                                               show_default="the detector's training size")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, 0, cuda:1 …")] = "cpu",
@@ -54,6 +62,8 @@ def identify(
 ) -> None:
     """Find the birds in photos: species, count, confidence and box; then describe each species found.
 
+    The detector finds the birds; the species classifier (a pretrained EfficientNet-Lite and a head fitted
+    by `birds train-classifier`) names each from its box, and its bird gate turns away photos with no bird.
     A bird below --certain is shown as uncertain with its top candidates instead of being described.
     Descriptions come from the language model grounded on the species' card (built-in KB 鸟类百科);
     --no-llm shows the card text itself, --no-describe skips them.
@@ -67,8 +77,13 @@ def identify(
       birds identify bird.png --lang en --no-llm
     """
     from birdsdao.errors import InvalidInputError
-    from birdsdao.recognition.detector import open_detector
-    from birdsdao.recognition.identify import IdentifyOptions, check_inputs, identify_photos, species_to_describe
+    from birdsdao.recognition.identify import (
+        IdentifyOptions,
+        check_inputs,
+        identify_photos,
+        open_recognition,
+        species_to_describe,
+    )
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
@@ -83,10 +98,10 @@ def identify(
         check_model_paths(base_model, prefix)
     check_inputs(photos, save)  # a missing photo or an unwritable --save fails before any model loads
     started = time.perf_counter()
-    detector = open_detector(weights, backend=backend, imgsz=imgsz, device=device)
-    options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
+    detector, named_by, gate = open_recognition(weights, backend, imgsz, device, classifier, gate)
+    options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang, gate=gate)
     results = []
-    for result in identify_photos(photos, detector, options):
+    for result in identify_photos(photos, detector, options, named_by):
         results.append(result)
         if not json_out:
             _show_photo(result, lang)
@@ -103,6 +118,8 @@ def identify(
         timings["total"] = time.perf_counter() - started
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
                            "weights": str(detector.path), "backend": detector.backend, "imgsz": detector.imgsz,
+                           "classifier": str(named_by.info.folder) if named_by else None,
+                           "gate": named_by.info.gate_threshold if gate else None,
                            "timings": {key: round(value, 3) for key, value in timings.items()}})
 
 
@@ -114,6 +131,8 @@ def _show_photo(result, lang: str) -> None:
     title = f"{result.path} ({result.width}×{result.height}): " + (
         f"{found} bird{'s' if found != 1 else ''}" if found else "no bird found")
     if not found:
+        if result.bird_probability is not None:
+            title += f" (bird probability {result.bird_probability:.2f})"
         output.stdout.print(title)
         return
     table = Table("species", "name", "confidence", "box (x1, y1, x2, y2)", title=title, title_justify="left")

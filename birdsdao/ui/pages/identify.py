@@ -10,11 +10,11 @@ from birdsdao.ui.common import (
     address,
     answering_model,
     config,
-    detector,
     guarded,
     lang,
     language_switch,
     prepare_kb,
+    recognition,
     show_sources,
     t,
 )
@@ -55,8 +55,10 @@ def run_identify(files, conf: float, language: str) -> tuple[list, list[bytes | 
 
     folder, paths = save_uploads(files)
     try:
-        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
-        results = list(identify_photos(paths, detector(), options))
+        detector, classifier, gate = recognition()
+        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language,
+                                  gate=gate)
+        results = list(identify_photos(paths, detector, options, classifier))
         images = [Path(result.annotated).read_bytes() if result.annotated else None for result in results]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
