@@ -112,12 +112,13 @@ def run_ptune(config: PtuneConfig, models_dir: Path, *, progress: Progress | Non
     loaded = load_model(config.base_model, models_dir, device=config.device, progress=say,
                         quantization_bit=config.quantization_bit)
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
     result = PtuneResult(output=str(output), prefix=str(config.prefix or output), train_examples=len(train_set),
                          val_examples=len(val_set), skipped_empty=empty)
     if config.eval_only:
-        model = load_prefix(loaded, Path(config.prefix))
+        model = load_prefix(loaded, Path(config.prefix))  # a prefix of another base fails before --output exists
+        output.mkdir(parents=True, exist_ok=True)
     else:
+        output.mkdir(parents=True, exist_ok=True)
         model = _new_prefix_model(loaded, config)
         result.train = _train(model, loaded, train_set, config, output, progress)
         save_prefix(model, loaded, output, config)

@@ -5,8 +5,9 @@ The commands are read from the Typer app itself (sub-commands of groups such as 
 new command fails `test_every_command_has_its_bad_inputs` until its cases are listed in CASES. Every
 path a case gives lives under a folder whose name has spaces, CJK and a `..` segment. All inputs are
 tiny files made here; no case gets as far as loading a model unless the check needs one (a prefix is
-matched against its base). "Unwritable" is a path under a regular file: root ignores permission bits
-but not a file standing where a folder should be.
+matched against its base). "Unwritable" is a path under a regular file (root ignores permission bits
+but not a file standing where a folder should be) and a read-only folder (skipped where permission bits
+do not bind; as root they can be made to with `setpriv --bounding-set=-dac_override,-dac_read_search`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Run:
 class Inputs:
     """The bad (and the few good) files a case needs, made on demand inside the test's tmp_path."""
 
-    def __init__(self, tmp_path: Path, checkpoint: Path):
+    def __init__(self, tmp_path: Path, checkpoint: Path, request: pytest.FixtureRequest):
+        self.request = request
         self.tmp = tmp_path
         self.real = tmp_path / "in 输入"
         (self.real / ODD).mkdir(parents=True)
@@ -82,6 +84,10 @@ class Inputs:
         (self.real / "detector.pt").write_bytes(self._checkpoint.read_bytes())
         return self.at("detector.pt")
 
+    def tiny_base(self) -> Path:
+        """A tiny Llama base (loads in a second); the bundled prefix was tuned on another base."""
+        return self.request.getfixturevalue("tiny_model_dir")
+
     def blocked(self, name: str) -> tuple[Path, Path]:
         """(an output path that cannot be created, the regular file standing where its folder should be)."""
         blocker = self.out / "a file"
@@ -113,6 +119,12 @@ class Inputs:
 Case = Callable[[Inputs], Run]
 
 
+def bundled_prefix() -> Path:
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX
+
+    return BUNDLED_PREFIX
+
+
 def weights_cases(argv: Callable[[Inputs, Path], list[str]], watch: Callable[[Inputs], list[Path]] = lambda i: [i.out],
                   *, folder: bool = True) -> dict[str, Case]:
     """Every kind of file that is not detector weights, where weights are expected."""
@@ -127,7 +139,12 @@ def weights_cases(argv: Callable[[Inputs, Path], list[str]], watch: Callable[[In
     }
     if folder:
         kinds["folder as weights"] = lambda i: i.folder("weights")
+    return _cases(kinds, argv, watch)
 
+
+def _cases(kinds: dict[str, Callable[[Inputs], Path]], argv: Callable[[Inputs, Path], list[str]],
+           watch: Callable[[Inputs], list[Path]]) -> dict[str, Case]:
+    """One case per kind of bad file: the file is made, put into the command line, and named by the error."""
     def case(make: Callable[[Inputs], Path]) -> Case:
         def build(i: Inputs) -> Run:
             bad = make(i)
@@ -147,15 +164,28 @@ def data_cases(argv: Callable[[Inputs, Path], list[str]], watch: Callable[[Input
         "checkpoint as dataset": lambda i: i.checkpoint(),
         "folder as data.yaml": lambda i: i.folder("dataset folder"),
     }
-    return {name: (lambda make: lambda i: (lambda bad: Run(argv(i, bad), bad, watch(i)))(make(i)))(make)
-            for name, make in kinds.items()}
+    return _cases(kinds, argv, watch)
 
 
-def blocked_case(argv: Callable[[Inputs, Path], list[str]]) -> Case:
-    def build(i: Inputs) -> Run:
+def unwritable_cases(label: str, argv: Callable[[Inputs, Path], list[str]]) -> dict[str, Case]:
+    """The output cannot be written: a regular file stands where its folder should be (any user, root too),
+    or it lies in a read-only folder (permission bits, which root ignores: skipped as root)."""
+    def under_a_file(i: Inputs) -> Run:
         out, blocker = i.blocked("output")
         return Run(argv(i, out), blocker, [i.out, i.real])
-    return build
+
+    def read_only(i: Inputs) -> Run:
+        folder = i.out / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        try:
+            (folder / "probe").touch()
+        except PermissionError:
+            return Run(argv(i, folder / "output"), folder, [i.out, i.real])
+        (folder / "probe").unlink()
+        pytest.skip("this process writes into read-only folders (root): the case under a file covers it")
+
+    return {f"unwritable {label} (under a file)": under_a_file, f"unwritable {label} (read-only folder)": read_only}
 
 
 def home_blocked_case(argv: list[str]) -> Case:
@@ -179,7 +209,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
                                               i.at("detector.pt"), [i.out]),
         "empty folder as source": lambda i: Run(["prepare-data", str(i.folder("empty")), str(i.out / "ds")],
                                                 i.at("empty"), [i.out]),
-        "unwritable output": blocked_case(lambda i, out: ["prepare-data", str(i.birds525()), str(out)]),
+        **unwritable_cases("output", lambda i, out: ["prepare-data", str(i.birds525()), str(out)]),
         "output is a file": lambda i: Run(["prepare-data", str(i.birds525()), str(i.photo())], i.at("a photo.jpg"),
                                           [i.out, i.real]),
         "missing species file": lambda i: Run(["prepare-data", str(i.birds525()), str(i.out / "ds"),
@@ -203,7 +233,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         **{f"--model: {name}": case for name, case in weights_cases(
             lambda i, bad: ["train", str(i.data_yaml()), "--model", str(bad), "--project", str(i.out / "runs")]
         ).items()},
-        "unwritable --project": blocked_case(lambda i, out: ["train", str(i.data_yaml()), "--project", str(out),
+        **unwritable_cases("--project", lambda i, out: ["train", str(i.data_yaml()), "--project", str(out),
                                                              "--epochs", "1"]),
     },
     ("val",): {
@@ -213,7 +243,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
     },
     ("prune",): {
         **weights_cases(lambda i, bad: ["prune", str(bad)], lambda i: [i.real]),
-        "unwritable --out": blocked_case(lambda i, out: ["prune", str(i.checkpoint()), "--out", str(out)]),
+        **unwritable_cases("--out", lambda i, out: ["prune", str(i.checkpoint()), "--out", str(out)]),
         **{f"--finetune: {name}": case for name, case in data_cases(
             lambda i, bad: ["prune", str(i.checkpoint()), "--out", str(i.out / "pruned"), "--finetune", str(bad)],
             lambda i: [i.out]).items()},
@@ -232,7 +262,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
                                                  str(i.out / "classifier")], i.at("dataset/data.yaml"), [i.out]),
         "photo as dataset": lambda i: Run(["train-classifier", str(i.photo()), "--out", str(i.out / "classifier")],
                                           i.at("a photo.jpg"), [i.out]),
-        "unwritable --out": blocked_case(lambda i, out: ["train-classifier", str(i.data_yaml()), "--out", str(out)]),
+        **unwritable_cases("--out", lambda i, out: ["train-classifier", str(i.data_yaml()), "--out", str(out)]),
     },
     ("ptune",): {
         "missing records": lambda i: Run(["ptune", str(i.missing("train.json")), "-o", str(i.out / "p")],
@@ -249,7 +279,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
                                            [i.out]),
         "missing --val-data": lambda i: Run(["ptune", str(i.alpaca()), "--val-data", str(i.missing("dev.json")),
                                              "-o", str(i.out / "p")], i.missing("dev.json"), [i.out]),
-        "unwritable --output": blocked_case(lambda i, out: ["ptune", str(i.alpaca()), "-o", str(out)]),
+        **unwritable_cases("--output", lambda i, out: ["ptune", str(i.alpaca()), "-o", str(out)]),
         "missing --base-model": lambda i: Run(["ptune", str(i.alpaca()), "--base-model", str(i.missing("qwen")),
                                                "-o", str(i.out / "p")], i.missing("qwen"), [i.out]),
         "photo as --base-model": lambda i: Run(["ptune", str(i.alpaca()), "--base-model", str(i.photo()),
@@ -257,6 +287,9 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         "missing --prefix": lambda i: Run(["ptune", str(i.alpaca()), "--eval-only", "--prefix",
                                            str(i.missing("prefix")), "-o", str(i.out / "p")],
                                           i.missing("prefix"), [i.out]),
+        "prefix of another base": lambda i: Run(["ptune", str(i.alpaca()), "--eval-only", "--prefix",
+                                                 str(bundled_prefix()), "--base-model", str(i.tiny_base()),
+                                                 "-o", str(i.out / "p")], bundled_prefix(), [i.out]),
     },
     ("identify",): {
         "missing photo": lambda i: Run(["identify", str(i.missing("bird.jpg")), "--no-describe"],
@@ -272,7 +305,7 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         **{f"--weights: {name}": case for name, case in weights_cases(
             lambda i, bad: ["identify", str(i.photo("bird.jpg")), "--weights", str(bad), "--no-describe",
                             "--save", str(i.out / "annotated")]).items()},
-        "unwritable --save": blocked_case(lambda i, out: ["identify", str(i.photo("bird.jpg")), "--no-describe",
+        **unwritable_cases("--save", lambda i, out: ["identify", str(i.photo("bird.jpg")), "--no-describe",
                                                           "--save", str(out)]),
         "missing --prefix": lambda i: Run(["identify", str(i.photo("bird.jpg")), "--prefix", str(i.missing("p"))],
                                           i.missing("p"), [i.out]),
@@ -283,6 +316,8 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         "missing --kb": missing_kb_case(lambda i, name: ["ask", "丹顶鹤吃什么？", "--kb", name, "--no-llm"]),
         "missing --prefix": lambda i: Run(["ask", "q", "--no-kb", "--prefix", str(i.missing("prefix"))],
                                           i.missing("prefix"), [i.out]),
+        "prefix of another base": lambda i: Run(["ask", "q", "--no-kb", "--base-model", str(i.tiny_base()),
+                                                 "--prefix", str(bundled_prefix())], bundled_prefix(), [i.out]),
         "photo as --prefix": lambda i: Run(["ask", "q", "--no-kb", "--prefix", str(i.photo())], i.at("a photo.jpg"),
                                            [i.out]),
         "missing --base-model": lambda i: Run(["ask", "q", "--no-kb", "--base-model", str(i.missing("qwen"))],
@@ -367,8 +402,8 @@ def _listing(folders: list[Path]) -> set[str]:
 
 @pytest.mark.parametrize(("command", "kind"), [(path, kind) for path, kinds in CASES.items() for kind in kinds],
                          ids=lambda value: " ".join(value) if isinstance(value, tuple) else value)
-def test_bad_input_gets_one_line_and_exit_2(command, kind, tmp_path, checkpoint, never_serve):
-    inputs = Inputs(tmp_path, checkpoint)
+def test_bad_input_gets_one_line_and_exit_2(command, kind, tmp_path, checkpoint, never_serve, request):
+    inputs = Inputs(tmp_path, checkpoint, request)
     run = CASES[command][kind](inputs)
     before = _listing(run.watch)
     result = runner.invoke(app, run.argv)

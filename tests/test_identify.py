@@ -88,6 +88,7 @@ def test_missing_bundled_or_named_weights_are_clear(tmp_path, monkeypatch):
     import birdsdao.recognition.detector as detector_module
 
     monkeypatch.setattr(detector_module, "MANIFEST", tmp_path / "MANIFEST.json")
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(96, 64, seed=1))  # the photos are checked first
     result = identify(tmp_path, "--no-describe")
     assert result.exit_code == 2 and "no bundled detector" in result.output
     result = identify(tmp_path, "--weights", tmp_path / "x.pt")
