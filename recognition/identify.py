@@ -148,6 +148,21 @@ def open_recognition(weights=None, backend: str = "auto", imgsz: int | None = No
     return detector, named_by, gate and use_classifier
 
 
+def require_some_read(results: list[PhotoResult]) -> None:
+    """When no photo could be read: one line naming the photo and why (or the first few of them)."""
+    from birdsdao.errors import InvalidInputError
+
+    unread = [result for result in results if result.error is not None]
+    if not unread or len(unread) < len(results):
+        return
+    hint = "give photos Pillow reads (jpg, png, webp …), folders of them, or 'glob*.jpg'"
+    if len(unread) == 1:
+        raise InvalidInputError(f"{unread[0].path}: {unread[0].error}", hint=hint)
+    listed = "; ".join(f"{result.path}: {result.error}" for result in unread[:3])
+    raise InvalidInputError(f"none of the {len(unread)} photos could be read ({listed}"
+                            + ("; …)" if len(unread) > 3 else ")"), hint=hint)
+
+
 def species_to_describe(results: list[PhotoResult]) -> list[Bird]:
     """Each species found with certainty, once, in the order it was first seen (the most confident sighting)."""
     best: dict[str, Bird] = {}

@@ -411,5 +411,10 @@ def test_bad_input_gets_one_line_and_exit_2(command, kind, tmp_path, checkpoint,
     assert result.exit_code == 2, shown
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), shown
     assert "Traceback" not in result.output, shown
-    assert str(run.offending) in result.stderr, shown
+    lines = result.stderr.splitlines()
+    errors = [n for n, line in enumerate(lines) if line.startswith("Error:") or "Invalid value" in line]
+    assert errors, shown
+    assert str(run.offending) in lines[errors[-1]], f"the error line does not name {run.offending}\n{shown}"
+    after = [line for line in lines[errors[-1] + 1:] if line.strip() and not line.startswith(("Hint:", "╰"))]
+    assert not after, f"more than one line of error:\n{shown}"
     assert _listing(run.watch) == before, f"left behind: {_listing(run.watch) - before}\n{shown}"

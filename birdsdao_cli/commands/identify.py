@@ -82,6 +82,7 @@ def identify(
         check_inputs,
         identify_photos,
         open_recognition,
+        require_some_read,
         species_to_describe,
     )
 
@@ -106,8 +107,7 @@ def identify(
         if not json_out:
             _show_photo(result, lang)
     timings = {"detection": time.perf_counter() - started}
-    if not any(result.error is None for result in results):
-        raise InvalidInputError("none of the photos could be read", hint="see the reasons above")
+    require_some_read(results)
     descriptions = []
     if not no_describe:
         model = None if no_llm else {"base_model": base_model, "prefix": prefix, "no_prefix": no_prefix,
