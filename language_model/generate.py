@@ -48,6 +48,11 @@ class GenerationSettings:
 
 def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[str, ...] = ()) -> Iterator[str]:
     """Yield the continuation of `prompt` piece by piece; stop at the first stop string (not yielded)."""
+    stop_strings = tuple(stops) + tuple(settings.stops)
+    if getattr(loaded, "engine", None) == "llama.cpp":  # llama_engine.LlamaCppModel: generates in this thread
+        halt = threading.Event()
+        yield from _until_loop(_until_stop(loaded.stream(prompt, settings, halt), stop_strings, halt), halt)
+        return
     import torch
     from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -64,7 +69,6 @@ def stream_text(loaded, prompt: str, settings: GenerationSettings, stops: tuple[
         arguments.update(temperature=settings.temperature, top_p=settings.top_p)
     if settings.no_repeat_ngram_size > 0:
         arguments["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
-    stop_strings = tuple(stops) + tuple(settings.stops)
     halt = threading.Event()
     arguments["stopping_criteria"] = StoppingCriteriaList([_halt_criterion(halt)])
 
