@@ -159,7 +159,7 @@ def require_some_read(results: list[PhotoResult]) -> None:
     if len(unread) == 1:
         raise InvalidInputError(f"{unread[0].path}: {unread[0].error}", hint=hint)
     listed = "; ".join(f"{result.path}: {result.error}" for result in unread[:3])
-    raise InvalidInputError(f"none of the {len(unread)} photos could be read ({listed}"
+    raise InvalidInputError(f"none of the photos could be read ({listed}"
                             + ("; …)" if len(unread) > 3 else ")"), hint=hint)
 
 
