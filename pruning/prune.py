@@ -78,7 +78,7 @@ def load_detector(weights: Path, *, require_batchnorm: bool = True):
 
 
 def prune_detector(config: PruneConfig) -> PruneReport:
-    from birdsdao.pruning.plan import keep_indices, plan_channels
+    from birdsdao.training.channel_plan import keep_indices, plan_channels
     from birdsdao.pruning.surgery import apply_plan, check_supported
 
     config.validate()

@@ -104,7 +104,7 @@ class _Surgery:
 
     def _c2f(self, block, inputs):
         self.narrow_input(block.cv1.conv, block.cv1.bn, inputs[0])
-        halves = self.narrow_output(block.cv1)  # tied: always whole (see pruning.plan)
+        halves = self.narrow_output(block.cv1)  # tied: always whole (see training.channel_plan)
         parts, previous = [halves], Channels(block.c)
         for bottleneck in block.m:
             self.narrow_input(bottleneck.cv1.conv, bottleneck.cv1.bn, previous)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from birdsdao.errors import InvalidInputError
-from birdsdao.pruning.plan import prunable_batchnorms
+from birdsdao.training.channel_plan import prunable_batchnorms
 from birdsdao.pruning.prune import PruneConfig, prune_detector
 from birdsdao.pruning.surgery import apply_plan
 
@@ -141,7 +141,7 @@ def test_min_channels_and_round_to_hold_in_every_layer(tmp_path):
 def test_default_widths_are_multiples_of_8_in_library_and_cli(tmp_path):
     import inspect
 
-    from birdsdao.pruning.plan import DEFAULT_ROUND_TO
+    from birdsdao.training.channel_plan import DEFAULT_ROUND_TO
     from birdsdao_cli.commands.prune import prune
 
     # onnxruntime keeps its blocked convolutions only for multiples of 8 (docs/pruning.md)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from birdsdao.pruning.plan import plan_channels, prunable_batchnorms
+from birdsdao.training.channel_plan import plan_channels, prunable_batchnorms
 
 
 @pytest.fixture(scope="module")

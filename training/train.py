@@ -91,7 +91,7 @@ def train_detector(config: TrainConfig) -> TrainRun:
 
 
 def _summarise(trainer, config: TrainConfig) -> TrainRun:
-    from birdsdao.pruning.plan import plan_channels
+    from birdsdao.training.channel_plan import plan_channels
     from birdsdao.training.sparsity import abs_gammas, summary
 
     run_dir = Path(trainer.save_dir)

@@ -1,5 +1,8 @@
 """Which channels a global |γ| threshold removes: the selection half of network slimming.
 
+It lives beside the sparsity training that makes those channels useless: `birds train` previews plans with it
+and `birdsdao.pruning` applies them, so pruning depends on training and never the other way round.
+
 A channel can go only where its BatchNorm output feeds layers that can drop an input channel.
 Three kinds of output are tied to something else and stay whole:
   * the first conv of a C2f / C3k2 / C3 block (`cv1`): its output is split in halves, or feeds a
