@@ -84,6 +84,15 @@ class Inputs:
         (self.real / "detector.pt").write_bytes(self._checkpoint.read_bytes())
         return self.at("detector.pt")
 
+    def read_only_checkpoint(self) -> Path:
+        """A checkpoint in a folder this process cannot write to (exports are written beside the weights)."""
+        folder = self.real / "read-only"
+        folder.mkdir()
+        (folder / "detector.pt").write_bytes(self._checkpoint.read_bytes())
+        folder.chmod(0o555)
+        skip_if_writable(folder)
+        return self.at("read-only/detector.pt")
+
     def tiny_base(self) -> Path:
         """A tiny Llama base (loads in a second); the bundled prefix was tuned on another base."""
         return self.request.getfixturevalue("tiny_model_dir")
@@ -117,6 +126,16 @@ class Inputs:
 
 
 Case = Callable[[Inputs], Run]
+
+
+def skip_if_writable(folder: Path) -> None:
+    """Permission bits do not bind root (CAP_DAC_OVERRIDE): there the cases under a regular file stand in."""
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return
+    (folder / "probe").unlink()
+    pytest.skip("this process writes into read-only folders (root): the case under a file covers it")
 
 
 def bundled_prefix() -> Path:
@@ -178,12 +197,8 @@ def unwritable_cases(label: str, argv: Callable[[Inputs, Path], list[str]]) -> d
         folder = i.out / "read-only"
         folder.mkdir()
         folder.chmod(0o555)
-        try:
-            (folder / "probe").touch()
-        except PermissionError:
-            return Run(argv(i, folder / "output"), folder, [i.out, i.real])
-        (folder / "probe").unlink()
-        pytest.skip("this process writes into read-only folders (root): the case under a file covers it")
+        skip_if_writable(folder)
+        return Run(argv(i, folder / "output"), folder, [i.out, i.real])
 
     return {f"unwritable {label} (under a file)": under_a_file, f"unwritable {label} (read-only folder)": read_only}
 
@@ -255,7 +270,11 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         "unwritable home (runs)": lambda i: home_blocked_case(["finetune", str(i.checkpoint()), "--data",
                                                                str(i.data_yaml()), "--epochs", "1"])(i),
     },
-    ("export",): weights_cases(lambda i, bad: ["export", str(bad)], lambda i: [i.real]),
+    ("export",): {
+        **weights_cases(lambda i, bad: ["export", str(bad)], lambda i: [i.real]),
+        "unwritable output (read-only folder of the weights)": lambda i: Run(
+            ["export", str(i.read_only_checkpoint())], i.at("read-only"), [i.real]),
+    },
     ("train-classifier",): {
         **data_cases(lambda i, bad: ["train-classifier", str(bad), "--out", str(i.out / "classifier")]),
         "dataset with no labels": lambda i: Run(["train-classifier", str(i.data_yaml(labels=False)), "--out",
