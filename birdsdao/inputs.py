@@ -75,9 +75,11 @@ def weights_file(path: str | os.PathLike, what: str = "detector weights") -> Pat
     if not path.exists() and not path.is_symlink():
         raise WeightsNotFoundError(f"{path}: no such weights file ({what} expected)", hint=WEIGHTS_HINT)
     path = existing_file(path, what, hint=WEIGHTS_HINT)
-    if _looks_like_photo(path):
-        raise InvalidInputError(f"{path}: a photo, not {what}", hint=WEIGHTS_HINT)
     head = _head(path, 8)
+    if head.startswith(PHOTO_MAGIC):
+        raise InvalidInputError(f"{path}: a photo, not {what}", hint=WEIGHTS_HINT)
+    if path.suffix.lower() in PHOTO_SUFFIXES:
+        raise InvalidInputError(f"{path}: a {path.suffix} file (a photo's name), not {what}", hint=WEIGHTS_HINT)
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth") and not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
         raise InvalidInputError(f"{path}: not a torch checkpoint (neither a zip archive nor a pickle), "

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from birdsdao.errors import InvalidInputError, OutputExistsError
-from birdsdao.inputs import writable_folder
 from birdsdao.data_prep.boxes import BOX_MODES, FULL_BOX, BirdBoxDetector, BoxFinder
 from birdsdao.data_prep.coco import CocoWriter
 from birdsdao.data_prep.images import (
@@ -30,6 +28,8 @@ from birdsdao.data_prep.images import (
 )
 from birdsdao.data_prep.selection import Selection, read_species_file, select_top
 from birdsdao.data_prep.source import OUTPUT_SPLITS, SourceImage, SourceIndex, read_source
+from birdsdao.errors import InvalidInputError, OutputExistsError
+from birdsdao.inputs import writable_folder
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
 _BATCH = 64  # images per detector call, and per progress update

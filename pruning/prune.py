@@ -78,8 +78,8 @@ def load_detector(weights: Path, *, require_batchnorm: bool = True):
 
 
 def prune_detector(config: PruneConfig) -> PruneReport:
-    from birdsdao.training.channel_plan import keep_indices, plan_channels
     from birdsdao.pruning.surgery import apply_plan, check_supported
+    from birdsdao.training.channel_plan import keep_indices, plan_channels
 
     config.validate()
     writable_folder(config.out_dir(), "the output folder (--out)")  # before the work, not after it

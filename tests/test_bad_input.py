@@ -437,3 +437,20 @@ def test_bad_input_gets_one_line_and_exit_2(command, kind, tmp_path, checkpoint,
     after = [line for line in lines[errors[-1] + 1:] if line.strip() and not line.startswith(("Hint:", "╰"))]
     assert not after, f"more than one line of error:\n{shown}"
     assert _listing(run.watch) == before, f"left behind: {_listing(run.watch) - before}\n{shown}"
+
+
+def test_real_weights_pass_the_file_checks(checkpoint, tmp_path):
+    """The sniffing in front of ultralytics refuses none of the formats birds itself writes or bundles."""
+    import json
+
+    import torch
+
+    from birdsdao.inputs import weights_file
+    from birdsdao.resources import weights_dir
+
+    manifest = json.loads((weights_dir() / "MANIFEST.json").read_text(encoding="utf-8"))
+    bundled = [weights_dir() / entry["path"] for entry in manifest["files"].values()]
+    legacy = tmp_path / "legacy.pt"  # torch's pre-1.6 pickle format, which ultralytics still loads
+    torch.save(torch.load(checkpoint, weights_only=False), legacy, _use_new_zipfile_serialization=False)
+    for path in [checkpoint, legacy, *bundled]:
+        assert weights_file(path) == path

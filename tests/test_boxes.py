@@ -1,7 +1,7 @@
 import pytest
 
-from birdsdao.errors import InvalidInputError, WeightsNotFoundError
 from birdsdao.data_prep.boxes import BirdBoxDetector
+from birdsdao.errors import InvalidInputError, WeightsNotFoundError
 from tests.conftest import jpeg_bytes
 
 

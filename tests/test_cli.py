@@ -131,8 +131,11 @@ def test_train_missing_data_is_one_line(tmp_path):
 
 
 def test_prune_with_finetune_hands_the_pruned_weights_on(tmp_path):
-    with mock.patch("birdsdao.pruning.prune.prune_detector") as prune, mock.patch("birdsdao.pruning.finetune.finetune_pruned") as tune, \
-            mock.patch("birdsdao.training.checks.check_run") as check:
+    with (
+        mock.patch("birdsdao.pruning.prune.prune_detector") as prune,
+        mock.patch("birdsdao.pruning.finetune.finetune_pruned") as tune,
+        mock.patch("birdsdao.training.checks.check_run") as check,
+    ):
         prune.return_value.weights = str(tmp_path / "pruned.pt")
         prune.return_value.to_dict.return_value = {"weights": "p"}
         tune.return_value.to_dict.return_value = {"params": 1}

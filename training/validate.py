@@ -23,9 +23,8 @@ class Validation:
 
 def validate_detector(weights: Path, data: Path, *, imgsz: int = 640, batch: int = 16, device: str | None = None,
                       split: str = "val", workers: int = 2) -> Validation:
-    from birdsdao.training.checks import check_data_yaml, check_device
-
     from birdsdao.inputs import weights_file
+    from birdsdao.training.checks import check_data_yaml, check_device
     from birdsdao.training.ultralytics_adapter import load_yolo
 
     weights = weights_file(weights)  # a wrong file fails before the dataset is scanned
