@@ -3,9 +3,12 @@
 A classifier folder (written by `birds train-classifier`; the bundled one is weights/classifier/):
   classifier.json     backbone, input size and scaling, gate threshold, head kind, metrics, files
   classes.txt         one species a line, in the head's order
-  head.safetensors    the linear head over the backbone's L2-normalised features: weight (C × 1280), bias (C)
-  classifier.onnx     backbone + head + gate in one graph: 0..255 RGB batch in, species probabilities and
-                      the ImageNet bird probability out
+  head.safetensors    the linear head over the backbone's L2-normalised features: weight (C × 1280), bias (C),
+                      and prototypes (C × 1280): each species' mean training feature, L2-normalised
+  classifier.onnx     backbone + head + gate in one graph: 0..255 RGB batch in; species probabilities, the
+                      ImageNet bird probability and the cosine similarity to the nearest prototype out
+The gate needs both numbers: ImageNet's softmax calls random noise and flat colours "bird" (0.1–0.7), but
+their features are far from every species' prototype (≤ 0.37, against ≥ 0.5 for held-out photos).
 The ONNX path needs numpy, Pillow and onnxruntime only (a new process answers in about a second); the torch
 path rebuilds the same thing from the pip-installed backbone and head.safetensors.
 """
@@ -35,7 +38,8 @@ class ClassifierInfo:
     backbone: str
     image_size: int
     classes: list[str]
-    gate_threshold: float
+    gate_threshold: float  # least ImageNet bird probability of a bird photo
+    similarity_threshold: float  # least cosine similarity of its features to the nearest species prototype
     metadata: dict
 
     @property
@@ -66,7 +70,7 @@ def read_folder(folder: str | Path) -> ClassifierInfo:
     classes = [line.strip() for line in classes_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
         info = ClassifierInfo(folder, str(metadata["backbone"]), int(metadata["image_size"]), classes,
-                              float(metadata["gate"]["threshold"]), metadata)
+                              float(metadata["gate"]["threshold"]), float(metadata["gate"]["similarity"]), metadata)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"{meta_path}: lacks or garbles {exc}") from None
     if int(metadata.get("classes", len(classes))) != len(classes) or not classes:
@@ -74,8 +78,9 @@ def read_folder(folder: str | Path) -> ClassifierInfo:
     return info
 
 
-def read_head(info: ClassifierInfo) -> tuple[np.ndarray, np.ndarray]:
-    """weight (C × features) and bias (C) from head.safetensors, checked against the folder's backbone."""
+def read_head(info: ClassifierInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """weight (C × features), bias (C) and prototypes (C × features) from head.safetensors, checked against
+    the folder's backbone."""
     from safetensors import SafetensorError, safe_open
 
     path = info.folder / HEAD
@@ -85,6 +90,7 @@ def read_head(info: ClassifierInfo) -> tuple[np.ndarray, np.ndarray]:
         with safe_open(str(path), framework="numpy") as handle:
             stored = (handle.metadata() or {}).get("backbone")
             weight, bias = handle.get_tensor("weight"), handle.get_tensor("bias")
+            prototypes = handle.get_tensor("prototypes")
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise InvalidInputError(f"{path}: not a readable head ({exc})",
                                 hint="write the folder again with train-classifier") from None
@@ -92,9 +98,10 @@ def read_head(info: ClassifierInfo) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidInputError(f"{path} was fitted on {stored} features, but {info.folder / METADATA} says "
                                 f"backbone {info.backbone}: the folder mixes two classifiers",
                                 hint="write the folder again with train-classifier")
-    if weight.ndim != 2 or weight.shape[0] != len(info.classes) or bias.shape != (len(info.classes),):
+    if weight.ndim != 2 or weight.shape[0] != len(info.classes) or bias.shape != (len(info.classes),) \
+            or prototypes.shape != weight.shape:
         raise InvalidInputError(f"{path}: head of shape {weight.shape} does not fit {len(info.classes)} species")
-    return weight.astype(np.float32), bias.astype(np.float32)
+    return weight.astype(np.float32), bias.astype(np.float32), prototypes.astype(np.float32)
 
 
 class OnnxClassifier:
@@ -126,10 +133,11 @@ class OnnxClassifier:
             raise InvalidInputError(f"{info.onnx} names {outputs[0].shape[-1]} species, {CLASSES} lists "
                                     f"{len(info.classes)}")
 
-    def classify(self, images: list) -> tuple[np.ndarray, np.ndarray]:
-        """Species probabilities (N × C) and ImageNet bird probability (N) of RGB PIL images."""
-        probs, bird = self.session.run(None, {"images": to_input(images, self.info.image_size)})
-        return probs, bird
+    def classify(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Species probabilities (N × C), ImageNet bird probability (N) and nearest-prototype similarity (N)
+        of RGB PIL images."""
+        probs, bird, similarity = self.session.run(None, {"images": to_input(images, self.info.image_size)})
+        return probs, bird, similarity
 
 
 class TorchClassifier:
@@ -143,20 +151,20 @@ class TorchClassifier:
         from birdsdao.recognition.backbone import load_backbone
 
         self.info = info
-        weight, bias = read_head(info)
+        weight, bias, prototypes = read_head(info)
         self.device = device
-        self.model = ClassifierNet(load_backbone(info.backbone), torch.from_numpy(weight),
-                                   torch.from_numpy(bias)).to(device).eval()
+        self.model = ClassifierNet(load_backbone(info.backbone), *map(torch.from_numpy, (weight, bias, prototypes))
+                                   ).to(device).eval()
 
-    def classify(self, images: list) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, images: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         import torch
 
         with torch.inference_mode():
-            probs, bird = self.model(torch.from_numpy(to_input(images, self.info.image_size)).to(self.device))
-        return probs.cpu().numpy(), bird.cpu().numpy()
+            outputs = self.model(torch.from_numpy(to_input(images, self.info.image_size)).to(self.device))
+        return tuple(output.cpu().numpy() for output in outputs)
 
 
-def ClassifierNet(backbone, weight, bias):  # noqa: N802 (the torch class is made on first use: no torch at import)
+def ClassifierNet(backbone, weight, bias, prototypes):  # noqa: N802 (the torch class is made on first use)
     import torch
 
     class _ClassifierNet(torch.nn.Module):
@@ -169,10 +177,12 @@ def ClassifierNet(backbone, weight, bias):  # noqa: N802 (the torch class is mad
             with torch.no_grad():
                 self.head.weight.copy_(weight)
                 self.head.bias.copy_(bias)
+            self.register_buffer("prototypes", prototypes.clone())
 
         def forward(self, images):
             features, bird = self.backbone(images)
-            return torch.softmax(self.head(features), dim=1), bird
+            similarity = (features @ self.prototypes.T).max(dim=1).values
+            return torch.softmax(self.head(features), dim=1), bird, similarity
 
     return _ClassifierNet()
 

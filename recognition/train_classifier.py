@@ -211,6 +211,7 @@ class Head:
     kind: str
     weight: np.ndarray  # classes × features
     bias: np.ndarray
+    prototypes: np.ndarray | None = None  # classes × features: the gate's mean feature of each species
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         logits = x @ self.weight.T + self.bias
@@ -279,6 +280,14 @@ def confused_pairs(head: Head, x: np.ndarray, y: np.ndarray, classes: list[str],
 # ---- the folder -----------------------------------------------------------------------------------------
 
 
+def prototypes(x: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+    """Each species' mean feature, L2-normalised (zero for a species with no crop: it matches nothing)."""
+    means = np.zeros((classes, x.shape[1]), dtype=np.float32)
+    np.add.at(means, y, x)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    return np.where(norms > 0, means / np.maximum(norms, 1e-12), 0).astype(np.float32)
+
+
 def export_onnx(backbone, head: Head, path: Path, check_images: np.ndarray) -> float:
     """classifier.onnx of backbone + head + gate; the largest difference from torch on `check_images`,
     which must stay within ONNX_TOLERANCE."""
@@ -291,19 +300,20 @@ def export_onnx(backbone, head: Head, path: Path, check_images: np.ndarray) -> f
 
     from birdsdao.recognition.classifier import ClassifierNet
 
-    model = ClassifierNet(backbone, torch.from_numpy(head.weight), torch.from_numpy(head.bias)).eval()
+    model = ClassifierNet(backbone, *map(torch.from_numpy, (head.weight, head.bias, head.prototypes))).eval()
     size = backbone.spec.image_size
     buffer = io.BytesIO()
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and constant-folding notes
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buffer, dynamo=False, opset_version=17,
-                          input_names=["images"], output_names=["species", "bird"],
-                          dynamic_axes={"images": {0: "batch"}, "species": {0: "batch"}, "bird": {0: "batch"}})
+                          input_names=["images"], output_names=["species", "bird", "similarity"],
+                          dynamic_axes={name: {0: "batch"} for name in ("images", "species", "bird", "similarity")})
         expected = [out.numpy() for out in model(torch.from_numpy(check_images))]
     graph = onnx.load_from_string(buffer.getvalue())
     for key, value in {"backbone": backbone.spec.name, "image_size": str(size),
                        "input": f"RGB 0..255, N x 3 x {size} x {size}; scaled inside as (x - 127) / 128",
-                       "outputs": "species: softmax over classes.txt; bird: ImageNet bird classes' probability"
+                       "outputs": "species: softmax over classes.txt; bird: ImageNet bird classes' probability; "
+                                  "similarity: cosine similarity to the nearest species prototype"
                        }.items():
         graph.metadata_props.add(key=key, value=value)
     onnx.save(graph, str(path))
@@ -342,7 +352,7 @@ def train_classifier(data: str | Path, out: str | Path, backbone_name: str = "li
     """Fit a species head on a prepared dataset and write the classifier folder; returns the report."""
     from safetensors.numpy import save_file
 
-    from birdsdao.recognition.backbone import GATE_THRESHOLD, backbone_spec, load_backbone
+    from birdsdao.recognition.backbone import GATE_THRESHOLD, SIMILARITY_THRESHOLD, backbone_spec, load_backbone
 
     backbone_spec(backbone_name)  # a bad name fails before anything is read
     out = Path(out).expanduser()
@@ -374,8 +384,11 @@ def train_classifier(data: str | Path, out: str | Path, backbone_name: str = "li
                "train": scores(heads[chosen], train.x, train.y)}
     confused = confused_pairs(heads[chosen], val.x, val.y, dataset.classes) if val is not None else []
     final = heads[chosen]
+    fitted = (train.x, train.y)
     if fit_all and val is not None:
-        final = HEADS[chosen](np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]), classes)
+        fitted = (np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y]))
+        final = HEADS[chosen](*fitted, classes)
+    final.prototypes = prototypes(*fitted, classes)
     threshold = GATE_THRESHOLD if gate_threshold is None else gate_threshold
     spec = backbone.spec
     check = _check_images(everything[:4], spec.image_size)
@@ -393,7 +406,8 @@ def train_classifier(data: str | Path, out: str | Path, backbone_name: str = "li
     }
 
     def build(folder: Path) -> None:
-        save_file({"weight": final.weight.astype(np.float32), "bias": final.bias.astype(np.float32)},
+        save_file({"weight": final.weight.astype(np.float32), "bias": final.bias.astype(np.float32),
+                   "prototypes": final.prototypes},
                   str(folder / HEAD), metadata={"backbone": spec.name, "kind": chosen})
         (folder / CLASSES).write_text("".join(f"{name}\n" for name in dataset.classes), encoding="utf-8")
         difference = export_onnx(backbone, final, folder / ONNX, check)
@@ -407,7 +421,9 @@ def train_classifier(data: str | Path, out: str | Path, backbone_name: str = "li
                       f"{spec.image_size}", "scaling": f"(x - {INPUT_MEAN:g}) / {INPUT_STD:g}, inside the model"},
             "features": "global average pool, L2-normalised", "crop_padding": CROP_PADDING,
             "classes": classes, "head": {"kind": chosen, "fit_on": report["fit_on"]},
-            "gate": {"threshold": threshold, "source": "ImageNet bird classes' summed softmax probability"},
+            "gate": {"threshold": threshold, "similarity": SIMILARITY_THRESHOLD,
+                     "source": "ImageNet bird classes' summed softmax probability, and the cosine similarity of "
+                               "the features to the nearest species prototype (both must reach their threshold)"},
             "metrics": metrics, "heads_on_val": head_scores if val is not None else None, "confused": confused,
             "onnx_check": {"max_abs_difference_from_torch": difference, "tolerance": ONNX_TOLERANCE},
             "files": {"head": HEAD, "classes": CLASSES, "onnx": ONNX},

@@ -49,7 +49,7 @@ def test_train_classifier_writes_a_complete_folder_and_names_held_out_photos(tra
     assert report["images"] == {"train": 18, "val": 6} and report["head"] in report["heads_on_val"]
     assert report["metrics"]["val"]["top1"] >= 5 / 6 and report["metrics"]["val"]["top5"] == 1.0
     assert metadata["onnx_check"]["max_abs_difference_from_torch"] <= 1e-4
-    assert 0 < metadata["gate"]["threshold"] < 1
+    assert 0 < metadata["gate"]["threshold"] < 1 and 0 < metadata["gate"]["similarity"] < 1
     # a rerun reads every image's features from the cache
     again = birds("train-classifier", trained["data"], "--out", folder.parent / "again", "--json")
     assert again.exit_code == 0, again.output
@@ -69,6 +69,8 @@ def test_identify_names_a_held_out_photo_with_the_classifier(trained):
     assert bird["species"] == "CASSOWARY" and (bird["english_name"], bird["chinese_name"]) == card_names()["CASSOWARY"]
     assert [c["species"] for c in bird["candidates"]][0] == "CASSOWARY" and len(bird["candidates"]) <= 5
     assert data["classifier"] == str(trained["folder"]) and data["photos"][0]["bird_probability"] > data["gate"]
+    gate = json.loads((trained["folder"] / "classifier.json").read_text(encoding="utf-8"))["gate"]
+    assert data["photos"][0]["similarity"] > gate["similarity"]
 
 
 @pytest.mark.slow
@@ -78,16 +80,17 @@ def test_the_written_head_reloads_with_identical_outputs(trained):
     from birdsdao.recognition.train_classifier import Head, extract_features, read_dataset, scores
 
     info = read_folder(trained["folder"])
-    weight, bias = read_head(info)
+    weight, bias, prototypes = read_head(info)
     dataset = read_dataset(trained["data"])
     val = extract_features(dataset.splits["val"], load_backbone("lite0"), dataset.root / ".cache" / "features-lite0")
     assert val.cached == 6  # the features train-classifier scored
     recorded = json.loads((trained["folder"] / "classifier.json").read_text(encoding="utf-8"))["metrics"]["val"]
     assert scores(Head("reloaded", weight, bias), val.x, val.y) == recorded
     photos = [Image.open(sample.image).convert("RGB") for sample in dataset.splits["val"]]
-    probs, bird = TorchClassifier(info).classify(photos)
+    probs, bird, similarity = TorchClassifier(info).classify(photos)
     np.testing.assert_allclose(probs, Head("reloaded", weight, bias).probabilities(val.x), atol=1e-5)
     np.testing.assert_allclose(bird, val.bird, atol=1e-6)
+    np.testing.assert_allclose(similarity, (val.x @ prototypes.T).max(axis=1), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -97,9 +100,9 @@ def test_onnx_equals_pytorch(trained):
     info = read_folder(trained["folder"])
     photos = [Image.open(path).convert("RGB") for path in sorted((trained["data"] / "images" / "val").iterdir())]
     photos.append(Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)))
-    onnx_probs, onnx_bird = OnnxClassifier(info).classify(photos)
-    torch_probs, torch_bird = TorchClassifier(info).classify(photos)
-    assert np.abs(onnx_probs - torch_probs).max() <= 1e-4 and np.abs(onnx_bird - torch_bird).max() <= 1e-4
+    for onnx_output, torch_output in zip(OnnxClassifier(info).classify(photos), TorchClassifier(info).classify(photos),
+                                         strict=True):
+        assert onnx_output.shape == torch_output.shape and np.abs(onnx_output - torch_output).max() <= 1e-4
 
 
 def non_bird(path: Path) -> Path:
@@ -119,7 +122,9 @@ def test_the_gate_refuses_a_photo_of_no_bird(trained, tmp_path):
     result = birds("identify", photo, "--classifier", trained["folder"], "--gate", "--no-describe", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["photos"][0]["birds"] == [] and data["photos"][0]["bird_probability"] < data["gate"]
+    gate = json.loads((trained["folder"] / "classifier.json").read_text(encoding="utf-8"))["gate"]
+    assert data["photos"][0]["birds"] == [] and data["photos"][0]["bird_probability"] < gate["threshold"]
+    assert data["photos"][0]["similarity"] < gate["similarity"]  # either alone would turn it away
     human = birds("identify", photo, "--classifier", trained["folder"], "--gate", "--no-describe")
     assert "no bird found (bird probability 0.0" in human.stdout
     # a user's own detector is trusted without --gate, and overruled with it
@@ -234,6 +239,7 @@ def test_the_bundled_classifier_matches_the_detector_species_and_its_manifest():
     assert info.classes == sorted(read_species_list()) == manifest["classes"]
     assert info.backbone == manifest["classifier"]["backbone"] == "lite0"
     assert info.gate_threshold == manifest["classifier"]["gate_threshold"]
+    assert info.similarity_threshold == manifest["classifier"]["similarity_threshold"]
     recorded = manifest["classifier"]["validation"]
     assert recorded["crops"] == 161 and recorded["top1"] >= 0.8 and recorded["top5"] >= 0.95
     assert info.metadata["head"]["fit_on"] == "train+val" and info.onnx.stat().st_size < 25e6
@@ -244,6 +250,8 @@ def test_the_bundled_classifier_matches_the_detector_species_and_its_manifest():
 def test_bundled_identify_names_sample_birds_without_torch(tmp_path):
     import subprocess
     import sys
+
+    from birdsdao.recognition.classifier import bundled_classifier
 
     folder = shared_data("birds525-mini") / "valid"
     photos = [folder / name / "4.jpg" for name in ("BALD EAGLE", "HOUSE FINCH", "SNOWY OWL")]
@@ -262,5 +270,7 @@ def test_bundled_identify_names_sample_birds_without_torch(tmp_path):
     data = json.loads("\n".join(report))
     named = [photo["birds"][0]["species"] if photo["birds"] else None for photo in data["photos"]]
     assert named == ["BALD EAGLE", "HOUSE FINCH", "SNOWY OWL", None]  # photos it was fitted on, then no bird
-    assert data["photos"][3]["bird_probability"] < data["gate"] <= min(p["bird_probability"]
-                                                                      for p in data["photos"][:3])
+    gate = json.loads((bundled_classifier() / "classifier.json").read_text(encoding="utf-8"))["gate"]
+    assert all(p["bird_probability"] >= gate["threshold"] and p["similarity"] >= gate["similarity"]
+               for p in data["photos"][:3])
+    assert data["photos"][3]["similarity"] < gate["similarity"]

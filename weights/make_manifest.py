@@ -194,7 +194,7 @@ def add_classifier() -> None:
         "validation": {"fitted_on": "photos 1-3 of each species (the train split)",
                        "scored_on": "photo 4 of each species (the val split)", **report["metrics"]["val"]},
         "heads_on_val": report["heads_on_val"],
-        "gate_threshold": metadata["gate"]["threshold"],
+        "gate_threshold": metadata["gate"]["threshold"], "similarity_threshold": metadata["gate"]["similarity"],
         "onnx_max_abs_difference_from_torch": report["onnx"]["max_abs_difference_from_torch"],
     }
     partial = OUT / ".MANIFEST.json.partial"

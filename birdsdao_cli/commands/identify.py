@@ -132,7 +132,7 @@ def _show_photo(result, lang: str) -> None:
         f"{found} bird{'s' if found != 1 else ''}" if found else "no bird found")
     if not found:
         if result.bird_probability is not None:
-            title += f" (bird probability {result.bird_probability:.2f})"
+            title += f" (bird probability {result.bird_probability:.2f}, like a known species {result.similarity:.2f})"
         output.stdout.print(title)
         return
     table = Table("species", "name", "confidence", "box (x1, y1, x2, y2)", title=title, title_justify="left")
