@@ -221,7 +221,7 @@ class LlamaCppModel:
         size = self._api.llama_state_seq_get_size(self._ctx, 0)
         buffer = (ctypes.c_uint8 * size)()
         written = self._api.llama_state_seq_get_data(self._ctx, buffer, size, 0)
-        return bytes(buffer[:written])
+        return ctypes.string_at(buffer, written)
 
     def _clear(self) -> None:
         self._api.llama_memory_clear(self._api.llama_get_memory(self._ctx), True)
@@ -271,6 +271,8 @@ class LlamaCppModel:
         from birdsdao.language_model.generate import GenerationSettings
 
         settings = settings or GenerationSettings(max_new_tokens=max_new_tokens)
+        room = CONTEXT_TOKENS - len(self.history(ids))
+        max_new_tokens = min(max_new_tokens, room - 1)  # a long prompt leaves fewer: the context holds no more
         with self._lock:  # one context: one generation at a time (the web UI serves several sessions)
             logits = self.start(ids)
             if on_first_logits:
