@@ -45,3 +45,19 @@ def print_sources(answer) -> None:
         page = f" p.{hit.page}" if hit.page else ""
         output.console.print(f"[dim]  [{number}] {hit.source}{page} #{hit.chunk} (score {hit.score:.2f})[/]",
                              highlight=False)
+
+
+CHECKING = {"zh": "正在生成回答，核对来源后显示 …", "en": "Writing the answer; it is shown once checked against its sources …"}
+
+
+def print_stream(answer, stream) -> None:
+    """An answer's text as it comes; a grounded answer comes whole once the guard has checked it, so a
+    spinner says why nothing shows yet."""
+    if answer.mode == "grounded":
+        with output.console.status(CHECKING[answer.lang]):
+            text = "".join(stream)
+        print(text, flush=True)
+        return
+    for piece in stream:
+        print(piece, end="", flush=True)
+    print()

@@ -1,10 +1,17 @@
 """`birds ask` as a library: retrieve from a KB, then answer from what was found, with its sources.
 
-Four ways an answer comes about, each labelled so a reader knows what they are looking at:
-  * "grounded"  - the model answers from the retrieved passages (prompted to use only them);
-  * "plain"     - no KB: the model answers on its own, as the original's "pure LLM" mode;
-  * "retrieved" - no model (`--no-llm`, or it failed to load): the best passages themselves;
-  * "nothing"   - the KB has nothing relevant: we say so instead of letting the model invent.
+Six ways an answer comes about, each labelled so a reader knows what they are looking at:
+  * "grounded"   - the model answered from the retrieved passages and the faithfulness guard found every
+                   number, name, place and month it states in them (knowledge/faithfulness.py);
+  * "guarded"    - the model answered, but stated something the passages do not say: its text is not shown,
+                   the passages' best sentences are, labelled as retrieved text, with the failed claims;
+  * "extractive" - the default where the default model cannot answer faithfully (GENERATES_BY_DEFAULT):
+                   the passages' sentences that answer the question, with the bird's name, labelled as quoted;
+  * "plain"      - no KB: the model answers on its own, as the original's "pure LLM" mode (nothing to check);
+  * "retrieved"  - no model (`--no-llm`, or it failed to load): the best passages themselves;
+  * "nothing"    - the KB has nothing relevant: we say so instead of letting the model invent.
+
+A generated answer is held back until the guard has seen it (docs/answers.md says why).
 """
 
 from __future__ import annotations
@@ -20,6 +27,16 @@ NOTHING_FOUND = {
     "en": "The knowledge base has nothing on this, so I cannot answer from it.",
 }
 RETRIEVED_LABEL = {"zh": "（以下为检索到的原文，不是生成的回答）", "en": "(Retrieved text, not a generated answer)"}
+GUARD_NOTICE = {
+    "zh": "（生成的回答提到了来源里没有的内容：{claims}。因此不显示它，改为显示检索到的原文。）",
+    "en": "(The generated answer stated things its sources do not say: {claims}. It is not shown; here is the "
+          "retrieved text instead.)",
+}
+# Where the default model (Gemma 3 270M) answers faithfully enough to generate by default: measured with
+# bench/faithfulness.py on data/faithfulness_gold.jsonl (figures in docs/answers.md). Elsewhere the default
+# answer is extractive and generation is asked for with --generate.
+GENERATES_BY_DEFAULT = {"zh": False, "en": False}
+STYLES = ("auto", "generate", "extract", "passages")
 CANNOT_ANSWER = {"zh": "根据已知信息无法回答该问题。", "en": "The known information cannot answer this."}
 _GROUNDED = {
     "zh": ("已知信息：\n{context}\n\n请只根据上面的已知信息，简洁、准确地回答问题；已知信息里没有的内容不要编造，"
@@ -28,8 +45,6 @@ _GROUNDED = {
            "information above; do not add anything it does not say. If it does not hold the answer, say "
            "\"" + CANNOT_ANSWER["en"] + "\"\nQuestion: {question}"),
 }
-
-
 # a base model that starts a second answer has finished the first
 _NEXT_ANSWER = ("\n答：", "\n答:", "\nAnswer:")
 
@@ -42,15 +57,23 @@ def question_language(text: str) -> str:
 class Answer:
     question: str
     lang: str
-    mode: str  # grounded | plain | retrieved | nothing
+    mode: str  # grounded | guarded | extractive | plain | retrieved | nothing
     hits: list = field(default_factory=list)  # knowledge.retrieval.Hit, best first
     text: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds: retrieval, first_token, generation
+    verdict: object | None = None  # faithfulness.Verdict of a generated answer checked against its passages
+    generated: str = ""  # what the model wrote, when the guard did not let it be shown
 
     def to_dict(self) -> dict:
-        return {"question": self.question, "lang": self.lang, "mode": self.mode, "answer": self.text,
+        data = {"question": self.question, "lang": self.lang, "mode": self.mode, "answer": self.text,
                 "sources": [hit.to_dict() for hit in self.hits],
                 "timings": {key: round(value, 3) for key, value in self.timings.items()}}
+        if self.verdict is not None:
+            data["guard"] = {"claims": [claim.to_dict() for claim in self.verdict.claims],
+                             "unsupported_claims": [claim.to_dict() for claim in self.verdict.unsupported]}
+            if self.generated:
+                data["guard"]["generated"] = self.generated
+        return data
 
 
 def context_block(passages: list[str]) -> str:
@@ -68,16 +91,40 @@ def retrieved_text(hits, lang: str) -> str:
         f"[{number}] {hit.text.strip()}" for number, hit in enumerate(hits, start=1))
 
 
+def guarded_text(question: str, hits, lang: str, unsupported) -> str:
+    """What replaces a generated answer the guard rejected: why, then the passages' best sentences."""
+    from birdsdao.knowledge.extractive import quoted_lines
+
+    named = list(dict.fromkeys(claim.text for claim in unsupported if claim.kind != "sentence"))
+    sentences = sum(claim.kind == "sentence" for claim in unsupported)
+    if sentences:  # a sentence is long: say how many, the JSON has them
+        named.append(f"{sentences} 句话" if lang == "zh" else f"{sentences} sentence{'s' if sentences > 1 else ''}")
+    listed = ("、" if lang == "zh" else ", ").join(named)
+    return (GUARD_NOTICE[lang].format(claims=listed) + "\n" + RETRIEVED_LABEL[lang] + "\n"
+            + quoted_lines(question, hits, lang))
+
+
+def generates(style: str, lang: str) -> bool:
+    """Whether an answer in `lang` is to be generated (given a model) under `style`."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}")
+    return style == "generate" or (style == "auto" and GENERATES_BY_DEFAULT[lang])
+
+
 @dataclass
 class Asker:
     """One conversation: questions, optional KB retrieval, optional model, and the history of rounds.
 
     `retrieve(question)` returns the KB's hits (the caller binds store, KB and embedder); `model` is a
-    loaded language model or None for retrieved-text answers.
+    loaded language model or None for retrieved-text answers. `style` says how a KB answer comes about:
+    "auto" generates in the languages of GENERATES_BY_DEFAULT and quotes the passages elsewhere, "generate"
+    always generates, "extract" always quotes, "passages" shows the passages whole (--no-llm). Without a
+    model, "auto" and "generate" show the passages whole too (a model that failed to load).
     """
 
     retrieve: object | None = None  # Callable[[str], list[Hit]]
     model: object | None = None
+    style: str = "auto"
     settings: object | None = None  # language_model.generate.GenerationSettings
     history: list[tuple[str, str]] = field(default_factory=list)
 
@@ -94,7 +141,12 @@ class Asker:
                 answer.mode = "nothing"
                 return answer, self._fixed(answer, NOTHING_FOUND[lang])
             answer.hits = relevant
-            if self.model is None:
+            if self.style == "extract" or (self.style == "auto" and not generates("auto", lang)):
+                from birdsdao.knowledge.extractive import extractive_answer
+
+                answer.mode = "extractive"
+                return answer, self._fixed(answer, extractive_answer(question, relevant, lang))
+            if self.model is None or self.style == "passages":
                 answer.mode = "retrieved"
                 return answer, self._fixed(answer, retrieved_text(relevant, lang))
             answer.mode = "grounded"
@@ -117,15 +169,29 @@ class Asker:
         stops = (*stops, *_NEXT_ANSWER)
         started = time.perf_counter()
         pieces: list[str] = []
+        checked = bool(answer.hits)  # a grounded answer is held back until the guard has seen it
         for piece in stream_text(self.model, prompt, self.settings or GenerationSettings(), stops):
             if not pieces:
                 answer.timings["first_token"] = time.perf_counter() - started
             pieces.append(piece)
-            yield piece
+            if not checked:
+                yield piece
         answer.timings["generation"] = time.perf_counter() - started
         answer.text = "".join(pieces).strip()
+        if checked:
+            self._guard(answer)
+            yield answer.text
         # the history keeps the question as asked; retrieved passages are fetched afresh each round
         self.history.append((answer.question, answer.text))
+
+    @staticmethod
+    def _guard(answer: Answer) -> None:
+        from birdsdao.knowledge.faithfulness import check
+
+        answer.verdict = check(answer.text, [hit.text for hit in answer.hits], answer.lang)
+        if not answer.verdict.faithful:
+            answer.generated, answer.mode = answer.text, "guarded"
+            answer.text = guarded_text(answer.question, answer.hits, answer.lang, answer.verdict.unsupported)
 
     def clear(self) -> None:
         self.history.clear()

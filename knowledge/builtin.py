@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
-from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 from birdsdao.knowledge.store import AddResult
+from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 
 BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
@@ -38,6 +38,10 @@ IUCN_WORDS = {
 }
 
 
+# changes when card_pages writes the pages differently, so that built-in KBs made before rebuild themselves
+PAGES_VERSION = "2"
+
+
 def is_builtin(name: str) -> bool:
     return name in (BUILTIN_NAME, BUILTIN_DISPLAY_NAME)
 
@@ -48,14 +52,14 @@ def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
         also = "、".join(card.aliases["zh"] + card.aliases["en"])
         title = f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
         overview = (f"{title}，数据集名称 {card.dataset_name}，属于{card.texts['order']['zh']}"
-                    f"{card.texts['family']['zh']}。")
+                    f"{card.texts['family']['zh']}。学名 {card.scientific_name}。")
         if card.iucn:
             overview += f"IUCN 红色名录等级：{IUCN_WORDS['zh'][card.iucn]}（{card.iucn}）。"
     else:
         also = ", ".join(card.aliases["en"] + card.aliases["zh"])
         title = f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
         overview = (f"{title}, called {card.dataset_name} in the dataset; order {card.texts['order']['en']}, "
-                    f"family {card.texts['family']['en']}.")
+                    f"family {card.texts['family']['en']}. Its scientific name is {card.scientific_name}.")
         if card.iucn:
             overview += f" IUCN Red List: {IUCN_WORDS['en'][card.iucn]} ({card.iucn})."
     pages = [Page(overview, 1)]
@@ -80,22 +84,29 @@ def cards_digest() -> str:
     card validation."""
     from birdsdao.knowledge.species_cards import CARDS_DIR, SPECIES_LIST
 
-    digest = hashlib.sha256(SPECIES_LIST.read_bytes())
+    digest = hashlib.sha256(SPECIES_LIST.read_bytes() + PAGES_VERSION.encode())
     for path in sorted(CARDS_DIR.glob("*.yaml")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, say=None) -> AddResult | None:
-    """Create or refresh the built-in KB when it is missing or its cards changed (None: it was current)."""
+def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, say=None,
+                   embedding_model: str | None = None) -> AddResult | None:
+    """Create or refresh the built-in KB when it is missing or its cards changed (None: it was current); made
+    with another embedding model than today's default (all-MiniLM-L6-v2 before e5, or other e5 weights), it is
+    made again. `embedding_model` (benchmarks) builds it with another packaged model instead."""
     from birdsdao.knowledge import service
     from birdsdao.knowledge.store import KnowledgeBaseNotFound
 
     digest = cards_digest()
+    model = service.embedder(embedding_model)
     with address.open() as store:
         try:
             kb = store.get(BUILTIN_NAME)
             current = (kb.collection.metadata or {}).get("cards_digest")
+            if (kb.info.embedding_model, kb.info.embedding_fingerprint) != (model.name, model.id.fingerprint):
+                store.delete(BUILTIN_NAME)
+                kb, current = None, None
         except KnowledgeBaseNotFound:
             kb, current = None, None
     if kb is not None and current == digest:
@@ -103,7 +114,6 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
     cards = bundled_cards()
     if say:
         say("Building the built-in knowledge base 鸟类百科 from the species cards (once)…")
-    model = service.embedder(None)
     with address.open() as store:
         if kb is None:
             kb = store.create(BUILTIN_DISPLAY_NAME, model.id, BUILTIN_DESCRIPTION, slug=BUILTIN_NAME)

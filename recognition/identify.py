@@ -192,11 +192,14 @@ def describe_question(bird: Bird, lang: str) -> str:
     return f"Tell me about the {bird.english_name}."
 
 
-def describe(birds: list[Bird], address, kb_name: str, lang: str, model, settings=None):
+def describe(birds: list[Bird], address, kb_name: str, lang: str, model, settings=None, style: str = "auto"):
     """For each species: the bird, its answer's frame (mode, sources) and the description as a text stream.
 
     Drain each stream before taking the next item. `model` is a loaded language model, or None for the
     card's own text; the KB must exist already (`birdsdao.knowledge.service.prepare` builds the built-in one).
+    `style` is the Asker's (knowledge.answer): "auto" quotes the card where the default model is not trusted
+    to write, "generate" lets the model write (checked by the faithfulness guard), "passages" shows the card's
+    passages whole (--no-llm).
     """
     from birdsdao.knowledge.answer import Asker
     from birdsdao.knowledge.builtin import is_builtin
@@ -206,7 +209,7 @@ def describe(birds: list[Bird], address, kb_name: str, lang: str, model, setting
     embedder = None if own_card else embedder_for(address, kb_name, None)
     for bird in birds:
         asker = Asker(retrieve=card_retriever(address, kb_name, embedder, bird.species, lang), model=model,
-                      settings=settings)
+                      settings=settings, style=style)
         answer, stream = asker.ask(describe_question(bird, lang))
         yield bird, answer, (passages_not_refusal(answer, stream) if own_card else stream)
 

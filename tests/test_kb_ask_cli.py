@@ -128,6 +128,29 @@ def test_ask_option_conflicts_are_clear():
     assert result.exit_code == 2
 
 
+def test_the_default_answer_quotes_the_passages_without_loading_a_model(notes, monkeypatch):
+    import birdsdao.language_model.runtime as runtime
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the default model quotes the passages: nothing should load it")
+
+    monkeypatch.setattr(runtime, "load_answering_model", no_model)
+    monkeypatch.setattr(runtime, "try_load_answering_model", no_model)
+    run("kb", "create", "notes")
+    run("kb", "add", "notes", str(notes))
+    result = run("ask", "Where does the barn swallow spend the winter?", "--kb", "notes", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["mode"] == "extractive" and "guard" not in data
+    assert data["answer"].startswith("(Quoted from the knowledge base, not a generated answer)")
+    assert "Sahara" in data["answer"] and data["answer"].endswith("[1]")
+    shown = run("ask", "红嘴蓝鹊吃什么", "--kb", "notes")
+    assert shown.exit_code == 0 and "摘自知识库原文" in shown.stdout and "红嘴蓝鹊吃昆虫、果实" in shown.stdout
+    assert "magpie.md" in shown.output
+    conflict = run("ask", "x", "--kb", "notes", "--no-llm", "--generate")
+    assert conflict.exit_code == 2 and "contradict" in conflict.output
+
+
 def test_rebuild_reads_the_files_again_and_reports_the_missing(notes):
     run("kb", "create", "notes")
     run("kb", "add", "notes", str(notes))

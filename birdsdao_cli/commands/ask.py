@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from birdsdao_cli import output
-from birdsdao_cli.answers import load_model, print_sources
+from birdsdao_cli.answers import load_model, print_sources, print_stream
 from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
@@ -34,6 +34,9 @@ def ask(
     method: Annotated[str, typer.Option("--method", help="Retrieval: hybrid, dense or bm25.")] = "hybrid",
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Show the retrieved passages instead of a generated "
                                          "answer.")] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Let the language model write the answer where the "
+                                           "default model quotes the passages instead (see docs/answers.md); "
+                                           "the faithfulness guard still checks it.")] = False,
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
     no_prefix: NoPrefixOpt = False,
@@ -52,6 +55,9 @@ def ask(
 ) -> None:
     """Ask about birds: answers grounded on a knowledge base (the built-in 鸟类百科 unless --kb), with sources.
 
+    With the default model the answer quotes the passages that answer the question (the model is not
+    faithful enough to write it; --generate lets it). A generated answer is shown only once every number,
+    name, place and month in it has been found in its passages; else the passages are shown instead.
     When the KB holds nothing relevant, birds says so rather than guess; --no-kb asks the model alone.
     Without a QUESTION you get a chat that remembers the conversation (/sources, /clear, /exit).
     Source scores: higher is better (0..1).
@@ -74,10 +80,14 @@ def ask(
         raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if no_llm and no_kb:
         raise InvalidInputError("--no-llm answers with retrieved passages, so it cannot go with --no-kb")
+    if no_llm and generate:
+        raise InvalidInputError("--no-llm and --generate contradict each other")
     settings = ctx.obj["settings"]
+    # a model of the user's own is trusted to write (and checked); the default model writes where measured fit
+    style = "passages" if no_llm else "generate" if generate or base_model is not None else "auto"
     asker = Asker(settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                               repetition_penalty=repetition_penalty,
-                                              no_repeat_ngram_size=no_repeat_ngram))
+                                              no_repeat_ngram_size=no_repeat_ngram), style=style)
     if not no_kb:
         address = StoreAddress(settings.kb_dir, chroma_host, chroma_port if chroma_host else None)
         with output.progress_bar("Embedding the species cards") as bar:
@@ -85,7 +95,7 @@ def ask(
         get_info(address, kb)  # a missing KB fails now, before any model loads
         model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
         asker.retrieve = _retriever(address, kb, model, k, method)
-    if not no_llm:
+    if no_kb or needs_model(style, question):
         asker.model = load_model(settings.models_dir, fallback=not no_kb, base_model=base_model, prefix=prefix,
                                  no_prefix=no_prefix, device=device, quantization_bit=quantization_bit)
     if question is not None:
@@ -94,6 +104,16 @@ def ask(
         raise InvalidInputError("--json needs a QUESTION (the chat is for people)")
     else:
         _chat(asker)
+
+
+def needs_model(style: str, question: str | None) -> bool:
+    """Whether any answer will be generated: for one question, in its language; for a chat, in either."""
+    from birdsdao.knowledge.answer import generates, question_language
+
+    if style == "passages":
+        return False
+    languages = ("zh", "en") if question is None else (question_language(question),)
+    return any(generates(style, lang) for lang in languages)
 
 
 def _retriever(address, kb: str, model, k: int, method: str):
@@ -120,9 +140,7 @@ def _answer_once(asker, question: str, json_out: bool) -> None:
 
 
 def _show(answer, stream) -> None:
-    for piece in stream:
-        print(piece, end="", flush=True)
-    print()
+    print_stream(answer, stream)
     print_sources(answer)
 
 
@@ -154,6 +172,4 @@ def _chat(asker) -> None:
             output.console.print(f"Unknown command {question}. {CHAT_HELP}", highlight=False)
             continue
         last, stream = asker.ask(question)
-        for piece in stream:
-            print(piece, end="", flush=True)
-        print()
+        print_stream(last, stream)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from birdsdao_cli import output
-from birdsdao_cli.answers import load_model, print_sources
+from birdsdao_cli.answers import load_model, print_sources, print_stream
 from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
@@ -50,6 +50,8 @@ def identify(
     no_describe: Annotated[bool, typer.Option("--no-describe", help="Only find and name the birds.")] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Describe with the species card's text, not the "
                                          "language model.")] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Let the language model write descriptions where the "
+                                           "default model quotes the card instead (docs/answers.md).")] = False,
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base that grounds descriptions.")] = "birds",
     base_model: BaseModelOpt = None,
     prefix: PrefixOpt = None,
@@ -110,10 +112,14 @@ def identify(
     require_some_read(results)
     descriptions = []
     if not no_describe:
+        from birdsdao.knowledge.answer import generates
+
+        style = "passages" if no_llm else "generate" if generate or base_model is not None else "auto"
+        no_llm = no_llm or not generates(style, lang)  # quoting the card needs no model
         model = None if no_llm else {"base_model": base_model, "prefix": prefix, "no_prefix": no_prefix,
                                      "quantization_bit": quantization_bit, "device": llm_device}
         descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
-                                 chroma_port, json_out)
+                                 chroma_port, json_out, style)
     if json_out:
         timings["total"] = time.perf_counter() - started
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
@@ -151,7 +157,7 @@ def _show_photo(result, lang: str) -> None:
         output.console.print(f"annotated: {result.annotated}", highlight=False)
 
 
-def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out) -> list:
+def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out, style="auto") -> list:
     """`model_choice`: `answers.load_model`'s options, or None for the cards' own text."""
     from birdsdao.knowledge.service import StoreAddress, get_info, prepare
     from birdsdao.language_model.generate import GenerationSettings
@@ -169,16 +175,14 @@ def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, js
         model = load_model(settings.models_dir, fallback=True, **model_choice)
     descriptions = []
     for bird, answer, stream in describe(birds, address, kb, lang, model,
-                                         GenerationSettings(max_new_tokens=max_new_tokens)):
+                                         GenerationSettings(max_new_tokens=max_new_tokens), style):
         if json_out:
             for _ in stream:
                 pass
         else:
             name = f"{bird.chinese_name}（{bird.english_name}）" if lang == "zh" else bird.english_name
             output.stdout.print(f"\n[bold]{name}[/]", highlight=False)
-            for piece in stream:
-                print(piece, end="", flush=True)
-            print()
+            print_stream(answer, stream)
             print_sources(answer)
         descriptions.append({"species": bird.species, **answer.to_dict()})
     return descriptions

@@ -42,6 +42,8 @@ def bind(asker, source: str) -> str | None:
 
     model, problem = answering_model()
     asker.model = model
+    # a model of the user's own writes (checked by the guard); the default one where it was measured fit
+    asker.style = "generate" if config().base_model else "auto"
     if source == PLAIN:
         asker.retrieve = None
         return None if model is not None else t("need_model", problem=problem)

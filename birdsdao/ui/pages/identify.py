@@ -104,8 +104,10 @@ def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
             st.warning(t("model_unavailable", problem=problem))
     st.header(t("descriptions"))
     written = []
+    # as `birds identify`: the card whole without a model, else what the Asker's style says (docs/answers.md)
+    style = "passages" if card_only or model is None else "generate" if config().base_model else "auto"
     for bird, answer, stream in describe(birds, address(), BUILTIN_NAME, language, model,
-                                         GenerationSettings(max_new_tokens=160)):
+                                         GenerationSettings(max_new_tokens=160), style):
         heading = f"{bird.chinese_name}（{bird.english_name}）" if language == "zh" else bird.english_name
         st.subheader(heading)
         st.write_stream(stream)
