@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import torch
 
 from birdsdao.errors import BirdsError, InvalidInputError
 from birdsdao.training.train import RunSettings
@@ -51,11 +48,9 @@ def prune_then_finetune(prune, finetune: FinetuneConfig | None):
 
 
 def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
-    from ultralytics.utils.torch_utils import get_num_params
-
     from birdsdao.pruning.prune import load_detector
     from birdsdao.training.checks import check_run
-    from birdsdao.training.ultralytics_adapter import pruned_trainer_class
+    from birdsdao.training.ultralytics_adapter import parameter_count, pruned_trainer_class, save_checkpoint
 
     data = check_run(config)
     yolo = load_detector(config.weights)
@@ -64,11 +59,11 @@ def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
             f"{config.data} has {data['nc']} classes and {config.weights} predicts {len(yolo.names)}: "
             "a pruned detector is fine-tuned on the classes it was trained for"
         )
-    params = get_num_params(yolo.model)
+    params = parameter_count(yolo.model)
     yolo.train(trainer=pruned_trainer_class(), **config.train_arguments())
     trainer = yolo.trainer
     final = trainer.ema.ema if trainer.ema else trainer.model
-    trained = get_num_params(final)
+    trained = parameter_count(final)
     if trained != params:
         raise PruningLostError(
             f"fine-tuning returned {trained:,} parameters instead of the pruned {params:,}: the network was rebuilt",
@@ -77,11 +72,7 @@ def finetune_pruned(config: FinetuneConfig) -> FinetuneRun:
     run_dir = Path(trainer.save_dir)
     weights = run_dir / "weights" / "finetuned.pt"
     # ultralytics' best.pt and last.pt hold half precision; keep the final epoch in full precision too
-    checkpoint = {"model": final.float(), "ema": None, "train_args": vars(trainer.args),
-                  "version": __import__("ultralytics").__version__}
-    partial = weights.with_name(f".{weights.name}.partial")
-    torch.save(checkpoint, partial)
-    os.replace(partial, weights)
+    save_checkpoint(weights, final, vars(trainer.args))
     return FinetuneRun(
         run_dir=str(run_dir), weights=str(weights), best=str(trainer.best), last=str(trainer.last), params=trained,
         metrics={key: round(float(value), 5) for key, value in (trainer.metrics or {}).items()},

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -122,22 +120,13 @@ def prune_detector(config: PruneConfig) -> PruneReport:
 
 
 def save_pruned(yolo, model: nn.Module, path: Path, pruning: dict[str, object]) -> None:
-    """A checkpoint `YOLO(path)` loads as it is: the pickled module (the yaml no longer describes it), fp32."""
-    import ultralytics
+    """A checkpoint `YOLO(path)` loads as it is, with the pruning it went through (all but the per-layer table)."""
+    from birdsdao.training.ultralytics_adapter import save_checkpoint
 
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    checkpoint = {
-        "date": datetime.now(UTC).isoformat(),
-        "version": ultralytics.__version__,
-        "model": model,
-        "ema": None,
-        "train_args": dict((yolo.ckpt or {}).get("train_args", {}), model=str(path)),
-        "birds_pruning": {key: value for key, value in pruning.items() if key != "layers"},
-    }
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)  # never a half-written checkpoint under the final name
+    save_checkpoint(path, model, dict((yolo.ckpt or {}).get("train_args", {}), model=str(path)),
+                    birds_pruning={key: value for key, value in pruning.items() if key != "layers"})
 
 
 def export_onnx_checked(yolo, imgsz: int) -> dict[str, object]:
@@ -166,9 +155,9 @@ def _bn_widths(model: nn.Module) -> dict[str, int]:
 
 
 def _size(model: nn.Module, imgsz: int) -> tuple[int, float]:
-    from ultralytics.utils.torch_utils import get_flops, get_num_params
+    from birdsdao.training.ultralytics_adapter import gflops, parameter_count
 
-    return get_num_params(model), get_flops(model, imgsz)
+    return parameter_count(model), gflops(model, imgsz)
 
 
 def _plot_channels(layers: list[dict[str, object]], path: Path, keep: float) -> None:

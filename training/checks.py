@@ -33,10 +33,10 @@ def check_data_yaml(path: Path) -> dict:
         missing.append("names")
     if missing:
         raise InvalidInputError(f"{path}: lacks {', '.join(missing)}")
-    from ultralytics.data.utils import check_det_dataset
+    from birdsdao.training.ultralytics_adapter import resolve_dataset
 
     try:
-        data = check_det_dataset(str(path), autodownload=False)
+        data = resolve_dataset(path)
     except Exception as exc:  # ultralytics raises FileNotFoundError, SyntaxError, KeyError… with useful text
         message = " ".join(str(exc).split())
         raise InvalidInputError(f"{path}: {message}") from None
@@ -61,13 +61,11 @@ def _count_images(location: Path) -> int:
 
 def load_training_model(model: str):
     """A YOLO detector from a built-in model yaml (yolov8n.yaml), a yaml file, or a local .pt; never a download."""
-    from ultralytics import YOLO
-
-    from birdsdao.training.ultralytics_adapter import load_yolo
+    from birdsdao.training.ultralytics_adapter import load_yolo, yolo_from_yaml
 
     if model.endswith((".yaml", ".yml")):
         try:
-            return YOLO(model, task="detect")
+            return yolo_from_yaml(model)
         except Exception as exc:
             raise InvalidInputError(f"{model}: not a model yaml ultralytics knows ({exc})") from None
     path = Path(model)
@@ -86,10 +84,10 @@ def check_device(device: str | None) -> None:
     """CUDA ids that this machine lacks, or a word torch does not know, fail here and not mid-run."""
     if device in (None, "", "cpu", "mps"):
         return
-    from ultralytics.utils.torch_utils import select_device
+    from birdsdao.training.ultralytics_adapter import select_training_device
 
     try:
-        select_device(device, verbose=False)
+        select_training_device(device)
     except Exception as exc:
         raise InvalidInputError(f"--device {device}: {' '.join(str(exc).split())[:300]}") from None
 
@@ -109,11 +107,13 @@ def check_run(config) -> dict:
 
 def check_overrides(overrides: dict) -> None:
     """`--set KEY=VALUE` keys must be ultralytics training arguments."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from birdsdao.training.ultralytics_adapter import training_argument_names
+
+    known = training_argument_names()
 
     for key in overrides:
-        if key not in DEFAULT_CFG_DICT:
-            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=1)
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
             raise InvalidInputError(
                 f"--set {key}: not an ultralytics argument" + (f" (did you mean {close[0]}?)" if close else "")
             )

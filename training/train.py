@@ -117,6 +117,6 @@ def _summarise(trainer, config: TrainConfig) -> TrainRun:
 
 
 def _load_model(path: Path):
-    from ultralytics import YOLO
+    from birdsdao.training.ultralytics_adapter import load_yolo
 
-    return YOLO(str(path)).model
+    return load_yolo(path, task=None, what="a trained checkpoint").model

@@ -58,6 +58,61 @@ def load_yolo(weights: str | Path, *, task: str | None = "detect", what: str = "
     return yolo
 
 
+def yolo_from_yaml(model_yaml: str):
+    """A new detector built from a model yaml (a built-in name such as yolov8n.yaml, or a file)."""
+    from ultralytics import YOLO
+
+    return YOLO(model_yaml, task="detect")
+
+
+def resolve_dataset(data_yaml: Path) -> dict:
+    """ultralytics' own reading of a detection data.yaml (paths resolved, names checked); never downloads."""
+    from ultralytics.data.utils import check_det_dataset
+
+    return check_det_dataset(str(data_yaml), autodownload=False)
+
+
+def select_training_device(device: str) -> None:
+    """Raises if ultralytics cannot train on `device` here (a CUDA id this machine lacks, an unknown word)."""
+    from ultralytics.utils.torch_utils import select_device
+
+    select_device(device, verbose=False)
+
+
+def training_argument_names() -> set[str]:
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return set(DEFAULT_CFG_DICT)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    from ultralytics.utils.torch_utils import get_num_params
+
+    return get_num_params(model)
+
+
+def gflops(model: torch.nn.Module, imgsz: int) -> float:
+    from ultralytics.utils.torch_utils import get_flops
+
+    return get_flops(model, imgsz)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, train_args: dict, **record: object) -> None:
+    """The one way birdsdao writes a detector checkpoint: what `YOLO(path)` loads as it is (the pickled module in
+    full precision, since a pruned network no longer matches its yaml), self-describing (date, ultralytics
+    version, training arguments, and `record`, e.g. the pruning history), and never half-written."""
+    import os
+    from datetime import UTC, datetime
+
+    import ultralytics
+
+    checkpoint = {"date": datetime.now(UTC).isoformat(), "version": ultralytics.__version__, "model": model.float(),
+                  "ema": None, "train_args": train_args, **record}
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
 @contextmanager
 def output_on_stderr() -> Iterator[None]:
     """ultralytics logs and draws progress bars on stdout; the CLI keeps stdout for its results."""
