@@ -37,7 +37,7 @@ def interleaved(records, limit: int | None):
 
 def run(args) -> None:
     from birdsdao.knowledge import service
-    from birdsdao.knowledge.answer import Asker
+    from birdsdao.assistant.answer import Asker
     from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
     from birdsdao.knowledge.faithfulness import check
     from birdsdao.knowledge.faithfulness_gold import has_key_fact, read_gold

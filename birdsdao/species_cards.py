@@ -5,7 +5,7 @@ plus the rules a JSON schema cannot say: a text field is filled in both language
 (empty means "not known for sure"), Chinese text holds Chinese, and the file is named after the
 species. A bad card is an `InvalidInputError` naming the file and the field.
 
-Check cards from the shell: `python -m birdsdao.knowledge.species_cards data/species/*.yaml`.
+Check cards from the shell: `python -m birdsdao.species_cards data/species/*.yaml`.
 """
 
 from __future__ import annotations

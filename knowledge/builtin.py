@@ -16,7 +16,7 @@ from pathlib import Path
 
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
 from birdsdao.knowledge.store import AddResult
-from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
+from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 
 BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
@@ -82,7 +82,7 @@ def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
 def cards_digest() -> str:
     """A digest of the card files and the species list: cheap, so checking that the KB is current costs no
     card validation."""
-    from birdsdao.knowledge.species_cards import CARDS_DIR, SPECIES_LIST
+    from birdsdao.species_cards import CARDS_DIR, SPECIES_LIST
 
     digest = hashlib.sha256(SPECIES_LIST.read_bytes() + PAGES_VERSION.encode())
     for path in sorted(CARDS_DIR.glob("*.yaml")):

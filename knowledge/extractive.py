@@ -40,7 +40,7 @@ def bird_name(hit, lang: str) -> str:
     species = (getattr(hit, "metadata", None) or {}).get("species")
     if not species:
         return ""
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.species_cards import card_names
 
     english, chinese = card_names().get(species, ("", ""))
     return (chinese if lang == "zh" else english) or english or species
@@ -127,7 +127,7 @@ def _other_names(hit) -> tuple[str, ...]:
     species = (getattr(hit, "metadata", None) or {}).get("species")
     if not species:
         return ()
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.species_cards import card_names
 
     return (*card_names().get(species, ()), species)
 

@@ -244,7 +244,7 @@ _GENERIC_ZH = frozenset("""鸟 鸟类 雏鸟 幼鸟 成鸟 亲鸟 水鸟 海鸟 
 def _known_bird_names() -> tuple[str, ...]:
     """Names of birds the project knows (cards, their aliases, jieba's bird words), longest first."""
     from birdsdao.knowledge.lexical import bird_words
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.species_cards import card_names
 
     names = set(bird_words())
     for english, chinese in card_names().values():
@@ -342,7 +342,7 @@ def off_passage_sentences(answer: str, passages: list[str]) -> list[str]:
     the passages."""
     from birdsdao.knowledge.extractive import sentences
     from birdsdao.knowledge.lexical import content_words
-    from birdsdao.knowledge.answer import CANNOT_ANSWER
+    from birdsdao.prompts import CANNOT_ANSWER
 
     text = normalise("\n".join(passages))
     refusals = {_folded(refusal) for refusal in CANNOT_ANSWER.values()}

@@ -117,7 +117,7 @@ def has_key_fact(answer: str, fact: tuple[str, ...]) -> bool:
 
 
 def main() -> int:
-    from birdsdao.knowledge.species_cards import bundled_cards
+    from birdsdao.species_cards import bundled_cards
 
     records = build_gold(bundled_cards())
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else GOLD_FILE

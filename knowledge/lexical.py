@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache
+
 from birdsdao.resources import data_dir
 
 BIRD_WORDS_FILE = data_dir() / "bird_words.zh.txt"
@@ -48,7 +49,7 @@ def bird_words() -> list[str]:
             word = line.split("#", 1)[0].strip()
             if word:
                 words.append(word)
-    from birdsdao.knowledge.species_cards import card_names, chinese_aliases
+    from birdsdao.species_cards import card_names, chinese_aliases
 
     words += [chinese for _, chinese in card_names().values() if chinese]
     words += chinese_aliases()
@@ -155,9 +156,9 @@ def is_common_word(token: str) -> bool:
 def _english_vocabulary() -> frozenset[str]:
     """The ~20k whole English words of the packaged MiniLM's WordPiece vocabulary (empty if it is absent)."""
     try:
-        from birdsdao.knowledge.embeddings import resolve_embedding_model
+        from birdsdao.knowledge.embeddings import MINILM_MODEL, resolve_embedding_model
 
-        vocab = resolve_embedding_model(None)[1] / "vocab.txt"
+        vocab = resolve_embedding_model(MINILM_MODEL)[1] / "vocab.txt"
         words = vocab.read_text(encoding="utf-8").split()
     except Exception:  # no packaged model: every unknown word then counts as rare
         return frozenset()

@@ -1,7 +1,7 @@
 """The grounded P-Tuning set: the prompts `birds ask` and `birds identify` really send, answered from them.
 
 At run time the model rarely sees a bare question: it gets up to three retrieved passages of the species
-cards, the rule to use only them, then the question (`birdsdao.knowledge.answer.grounded_question`). A prefix tuned
+cards, the rule to use only them, then the question (`birdsdao.prompts.grounded_question`). A prefix tuned
 on bare questions learns to write from memory and drifts away from the passages (see
 weights/prefix/comparison.json of the first prefix), so these records put the same passages in front of
 the same questions:
@@ -26,9 +26,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from birdsdao.knowledge.answer import CANNOT_ANSWER, grounded_question
 from birdsdao.knowledge.builtin import FIELD_TITLES, IUCN_WORDS, card_pages
-from birdsdao.knowledge.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 from birdsdao.knowledge.splitter import split_text
 from birdsdao.knowledge.store import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from birdsdao.language_model.tuning_set import (
@@ -43,6 +41,8 @@ from birdsdao.language_model.tuning_set import (
     stable_index,
     write_split,
 )
+from birdsdao.prompts import CANNOT_ANSWER, grounded_question
+from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards
 
 GROUNDED_FOLDER = DEFAULT_FOLDER / "grounded"
 PASSAGES = 3  # what `birds ask` and `identify` retrieve (k=3)
@@ -104,14 +104,12 @@ def _chunks(passages: dict[str, list[str]], fields: list[str]) -> list[str]:
 
 
 def describe_records(card: SpeciesCard) -> list[Record]:
-    from birdsdao.recognition.detector import Bird
-    from birdsdao.recognition.identify import describe_question
+    from birdsdao.prompts import describe_question
 
-    bird = Bird(card.dataset_name, card.english_name, card.chinese_name, 1.0, (0, 0, 1, 1), True)
     records = []
     for lang in LANGUAGES:
         passages = card_passages(card, lang)
-        text = describe_question(bird, lang)
+        text = describe_question(card.dataset_name, card.english_name, card.chinese_name, lang)
         seen: set[tuple[str, ...]] = set()
         for variant in range(DESCRIPTIONS_PER_LANGUAGE):
             fields: list[str] = []

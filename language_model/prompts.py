@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from birdsdao.prompts import has_cjk
+
 Turn = tuple[str, str]  # (question, answer)
 
 
@@ -47,5 +49,3 @@ def build_prompt(tokenizer, family: str, question: str, history: list[Turn] = ()
     return template.render(question, history), template.stops
 
 
-def has_cjk(text: str) -> bool:
-    return any("\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" for char in text)

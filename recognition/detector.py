@@ -109,7 +109,7 @@ class Detector:
         trained = (getattr(self.yolo, "overrides", None) or {}).get("imgsz")
         trained = trained if isinstance(trained, int) else _onnx_imgsz(self.path) if backend == "onnx" else None
         self.imgsz = imgsz or trained or (_manifest_imgsz() if weights is None else None) or 640
-        from birdsdao.knowledge.species_cards import card_names
+        from birdsdao.species_cards import card_names
 
         self._cards = card_names()
 

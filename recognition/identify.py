@@ -1,6 +1,6 @@
-"""`birds identify` as a library: photos in, birds named and counted, annotated copies, descriptions.
+"""`birds identify` as a library: photos in, birds named and counted, annotated copies.
 
-The CLI and the web UI both call `identify_photos` and `describe`; neither does the work itself.
+The assistant (birdsdao.assistant) calls it for the CLI and the web UI, and describes the species found.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def name_birds(image, found: list[Bird], classifier, options: IdentifyOptions) -
 @functools.cache
 def species_names() -> dict[str, tuple[str, str]]:
     """The cards' (English, Chinese) names, read once: parsing 161 YAML cards cost 0.13 s a photo."""
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.species_cards import card_names
 
     return card_names()
 
@@ -183,77 +183,3 @@ def species_to_describe(results: list[PhotoResult]) -> list[Bird]:
             if bird.certain and (bird.species not in best or bird.confidence > best[bird.species].confidence):
                 best[bird.species] = bird
     return list(best.values())
-
-
-def describe_question(bird: Bird, lang: str) -> str:
-    """The original project's question for a species, in the reader's language."""
-    if lang == "zh":
-        return f"请告诉我些关于{bird.chinese_name or bird.species}的知识吧？"
-    return f"Tell me about the {bird.english_name}."
-
-
-def describe(birds: list[Bird], address, kb_name: str, lang: str, model, settings=None, style: str = "auto"):
-    """For each species: the bird, its answer's frame (mode, sources) and the description as a text stream.
-
-    Drain each stream before taking the next item. `model` is a loaded language model, or None for the
-    card's own text; the KB must exist already (`birdsdao.knowledge.service.prepare` builds the built-in one).
-    `style` is the Asker's (knowledge.answer): "auto" quotes the card where the default model is not trusted
-    to write, "generate" lets the model write (checked by the faithfulness guard), "passages" shows the card's
-    passages whole (--no-llm).
-    """
-    from birdsdao.knowledge.answer import Asker
-    from birdsdao.knowledge.builtin import is_builtin
-    from birdsdao.knowledge.service import embedder_for
-
-    own_card = is_builtin(kb_name)
-    embedder = None if own_card else embedder_for(address, kb_name, None)
-    for bird in birds:
-        asker = Asker(retrieve=card_retriever(address, kb_name, embedder, bird.species, lang), model=model,
-                      settings=settings, style=style)
-        answer, stream = asker.ask(describe_question(bird, lang))
-        yield bird, answer, (passages_not_refusal(answer, stream) if own_card else stream)
-
-
-def passages_not_refusal(answer, stream: Iterator[str]) -> Iterator[str]:
-    """A description drawn from the bird's own card cannot lack an answer, so the model saying "the known
-    information cannot answer this" is the small model failing: the card's passages are shown instead,
-    labelled as retrieved text (as with --no-llm). Text that could still become the refusal is held back,
-    so the refusal itself is never shown; any other answer streams as it comes."""
-    from birdsdao.knowledge.answer import CANNOT_ANSWER, retrieved_text
-
-    refusal = CANNOT_ANSWER[answer.lang]
-    held = ""
-    for piece in stream:
-        if held is None:
-            yield piece
-            continue
-        held += piece
-        if not refusal.startswith(held.lstrip()):
-            yield held
-            held = None
-    if held is None:
-        return
-    if answer.mode == "grounded" and held.strip().rstrip("。.") == refusal.rstrip("。."):
-        answer.mode = "retrieved"
-        answer.text = retrieved_text(answer.hits, answer.lang)
-        yield answer.text
-    elif held:
-        yield held
-
-
-def card_retriever(address, kb_name: str, embedder, species: str | None, lang: str, k: int = 3):
-    """Retrieval for one species' description: in the built-in KB, only that species' card in the reader's
-    language, ranked by BM25 alone (every chunk is about the bird already; no embedding model to load, which
-    would cost seconds); in another KB, hybrid search for the question (`embedder` may be None for the built-in KB)."""
-    from birdsdao.knowledge.builtin import is_builtin
-    from birdsdao.knowledge.retrieval import search
-
-    own_card = bool(species) and is_builtin(kb_name)
-    where = {"species": species, "lang": lang} if own_card else None
-    method = "bm25" if own_card else "hybrid"
-
-    def retrieve(question: str):
-        with address.open() as store:
-            return search(store.get(kb_name), embedder, question, k=k, where=where, method=method)
-
-    return retrieve

@@ -16,7 +16,7 @@ import numpy as np
 
 from birdsdao.errors import InvalidInputError
 from birdsdao.inputs import WEIGHTS_HINT
-from birdsdao.knowledge.species_cards import card_names
+from birdsdao.species_cards import card_names
 from birdsdao.recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
 
 PAD_VALUE = 114

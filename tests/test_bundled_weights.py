@@ -3,8 +3,8 @@
 import hashlib
 import json
 
-from birdsdao.knowledge.species_cards import read_species_list
 from birdsdao.recognition.detector import MANIFEST, WEIGHTS_DIR, open_detector
+from birdsdao.species_cards import read_species_list
 
 
 def test_bundled_files_match_their_sha256():

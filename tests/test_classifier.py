@@ -59,7 +59,7 @@ def test_train_classifier_writes_a_complete_folder_and_names_held_out_photos(tra
 
 @pytest.mark.slow
 def test_identify_names_a_held_out_photo_with_the_classifier(trained):
-    from birdsdao.knowledge.species_cards import card_names
+    from birdsdao.species_cards import card_names
 
     photo = trained["source"] / "valid" / "CASSOWARY" / "4.jpg"
     result = birds("identify", photo, "--classifier", trained["folder"], "--gate", "--no-describe", "--json")
@@ -230,9 +230,9 @@ def test_damaged_classifier_folders_are_one_clear_error(trained, tmp_path):
 
 
 def test_the_bundled_classifier_matches_the_detector_species_and_its_manifest():
-    from birdsdao.knowledge.species_cards import read_species_list
     from birdsdao.recognition.classifier import OnnxClassifier, bundled_classifier, read_folder
     from birdsdao.recognition.detector import MANIFEST
+    from birdsdao.species_cards import read_species_list
 
     info = read_folder(bundled_classifier())
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from birdsdao.knowledge.answer import GENERATES_BY_DEFAULT, Asker, generates
+from birdsdao.assistant.answer import GENERATES_BY_DEFAULT, Asker, generates
 from birdsdao.knowledge.extractive import best_sentences, extractive_answer
 from birdsdao.knowledge.faithfulness import check, chinese_number, months, normalise, numbers
 from birdsdao.knowledge.faithfulness_gold import GOLD_FILE, build_gold, has_key_fact, key_fact, read_gold
@@ -187,7 +187,7 @@ def test_the_default_style_quotes_where_the_default_model_is_not_trusted(writes)
 
 def test_the_gold_set_is_grounded_in_the_cards_and_in_both_languages():
     from birdsdao.knowledge.builtin import card_pages
-    from birdsdao.knowledge.species_cards import bundled_cards
+    from birdsdao.species_cards import bundled_cards
 
     gold = read_gold()
     cards = bundled_cards()

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from birdsdao.knowledge.answer import CANNOT_ANSWER, grounded_question
-from birdsdao.knowledge.species_cards import bundled_cards
 from birdsdao.language_model.grounded_set import (
     PASSAGES,
     build_grounded_set,
@@ -19,6 +17,8 @@ from birdsdao.language_model.grounded_set import (
     no_answer_records,
 )
 from birdsdao.language_model.tuning_set import is_dev_species, records_json
+from birdsdao.prompts import CANNOT_ANSWER, grounded_question
+from birdsdao.species_cards import bundled_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "data" / "ptune" / "grounded"
@@ -62,7 +62,7 @@ def test_descriptions_say_only_what_their_passages_say(cards):
     for name in ("HOUSE FINCH", "BANANAQUIT", "INCA TERN"):
         rows = describe_records(cards[name])
         assert len(rows) == 6  # three sets of passages a language
-        en, zh = rows[0], rows[3]  # in the order of knowledge.species_cards.LANGUAGES
+        en, zh = rows[0], rows[3]  # in the order of birdsdao.species_cards.LANGUAGES
         assert len({row["instruction"] for row in rows}) == 6
         assert zh["instruction"].endswith(f"问题：请告诉我些关于{cards[name].chinese_name}的知识吧？")
         assert en["instruction"].endswith(f"Question: Tell me about the {cards[name].english_name}.")

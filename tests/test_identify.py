@@ -187,29 +187,3 @@ def test_quantization_on_a_cpu_fails_before_any_photo_is_read(detectors, photos)
     assert result.stdout == ""  # no photo was reported: the error came first
     fine = identify(photos / "a.jpg", "--weights", detectors["sure"], "--quantization-bit", "8", "--no-llm", "--json")
     assert fine.exit_code == 0, fine.output  # no language model, nothing to quantize
-
-
-def test_a_refused_description_becomes_the_cards_passages_and_other_answers_stream_unchanged():
-    from birdsdao.knowledge.answer import Answer
-    from birdsdao.recognition.identify import passages_not_refusal
-
-    class Hit:
-        def __init__(self, text):
-            self.text = text
-
-    def run(pieces, lang="zh"):
-        answer = Answer(question="q", lang=lang, mode="grounded", hits=[Hit("家朱雀 食性：种子、花芽和果实。")])
-        shown = list(passages_not_refusal(answer, iter(pieces)))
-        return answer, shown
-
-    answer, shown = run(["根据已知", "信息无法回答", "该问题。"])
-    assert answer.mode == "retrieved" and "根据已知" not in "".join(shown)  # the refusal is never shown
-    assert shown == [answer.text] and "种子、花芽和果实" in answer.text
-    assert answer.text.startswith("（以下为检索到的原文")
-    answer, shown = run([" The known information", " cannot answer this."], lang="en")
-    assert answer.mode == "retrieved" and "Retrieved text" in shown[0]
-    answer, shown = run(["根据已知", "资料，家朱雀", "吃种子。"])  # starts like a refusal, is not one
-    assert answer.mode == "grounded" and "".join(shown) == "根据已知资料，家朱雀吃种子。"
-    assert shown[1:] == ["吃种子。"]  # once it differs, it streams piece by piece
-    answer, shown = run(["家朱雀", "吃种子。"])
-    assert shown == ["家朱雀", "吃种子。"]

@@ -122,7 +122,7 @@ def gemma(tmp_path_factory):
 def test_default_gemma_converts_once_and_writes_chinese_and_english(gemma):
     import time
 
-    from birdsdao.language_model.prompts import has_cjk
+    from birdsdao.prompts import has_cjk
 
     assert any("once" in message for message in gemma["messages"])
     started = time.perf_counter()
@@ -389,7 +389,7 @@ def test_the_bundled_prefix_loads_on_the_default_model_and_changes_its_answer(ge
     assert tuned.model.peft_config["default"].num_virtual_tokens == 32
     assert answer(plain) != answer(tuned)
     # tuned on grounded prompts: given a held-out bird's passages, it answers from them
-    from birdsdao.knowledge.answer import grounded_question
+    from birdsdao.prompts import grounded_question
 
     passages = ["姬鹬（Jack Snipe，Lymnocryptes minimus） 繁殖：在沼泽中的草丛里营地面巢。",
                 "姬鹬（Jack Snipe，Lymnocryptes minimus） 食性：在软泥中探食昆虫及其幼虫、蠕虫和小螺，也吃一些种子。"]

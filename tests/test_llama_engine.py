@@ -206,7 +206,7 @@ STEPS = 24
 
 
 def _questions():
-    from birdsdao.knowledge.answer import grounded_question
+    from birdsdao.prompts import grounded_question
 
     return ["What does a bald eagle mostly eat?", "请告诉我些关于橙顶灶莺的知识吧？",
             grounded_question(PASSAGES_ZH, "姬鹬平时吃些什么？", "zh"),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from birdsdao.knowledge.evaluation import CORPUS_DIR, card_key, corpus_key, evaluate_kb, read_gold, score
-from birdsdao.knowledge.species_cards import read_species_list
+from birdsdao.species_cards import read_species_list
 
 
 def test_the_gold_set_is_big_enough_and_points_at_real_documents():
@@ -41,6 +41,7 @@ def test_metrics_count_a_document_once_and_score_rejection():
     # q2: documents x, z, y -> rank 3 (the repeated x counts once)
     assert (result.hit1, result.hit3, round(result.mrr, 4), result.rejected) == (0.5, 1.0, round((1 + 1 / 3) / 2, 4),
                                                                                   1.0)
+    assert result.accepted == 1.0  # both answerable questions had a relevant chunk in their top 3
 
 
 @pytest.fixture(scope="module")

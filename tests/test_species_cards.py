@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from birdsdao.errors import InvalidInputError
-from birdsdao.knowledge.species_cards import CARDS_DIR, bundled_cards, card_slug, load_card, load_cards, read_species_list
+from birdsdao.species_cards import CARDS_DIR, bundled_cards, card_slug, load_card, load_cards, read_species_list
 from tests.conftest import shared_data
 
 

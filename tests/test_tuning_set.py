@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from birdsdao.knowledge.species_cards import bundled_cards
 from birdsdao.language_model.tuning_set import (
     IDENTITY,
     QUESTIONS,
@@ -20,6 +19,7 @@ from birdsdao.language_model.tuning_set import (
     species_records,
     write_tuning_set,
 )
+from birdsdao.species_cards import bundled_cards
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "data" / "ptune"

@@ -31,11 +31,11 @@ OUT = ROOT / "weights" / "prefix" / "comparison.json"
 
 
 def heldout(samples: int, show: int, dev: Path, source: int = 64, target: int = 96) -> dict:
-    from birdsdao.settings import load_settings
     from birdsdao.language_model.models import load_model
     from birdsdao.language_model.ptune import PtuneConfig, evaluate, load_prefix
     from birdsdao.language_model.ptune_data import read_examples
     from birdsdao.language_model.runtime import BUNDLED_PREFIX
+    from birdsdao.settings import load_settings
 
     marker = json.loads((BUNDLED_PREFIX / "birds_prefix.json").read_text(encoding="utf-8"))
     records = read_examples(dev)[0][:samples]
@@ -56,21 +56,15 @@ def heldout(samples: int, show: int, dev: Path, source: int = 64, target: int = 
 
 
 def grounded() -> dict:
-    from birdsdao.settings import load_settings
-    from birdsdao.knowledge.answer import CANNOT_ANSWER, Asker
-    from birdsdao.knowledge.builtin import BUILTIN_NAME
-    from birdsdao.knowledge.retrieval import search
-    from birdsdao.knowledge.service import StoreAddress, prepare
-    from birdsdao.knowledge.species_cards import bundled_cards
+    from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
+    from birdsdao.assistant.answer import Asker
     from birdsdao.language_model.generate import GenerationSettings
     from birdsdao.language_model.ptune import text_scores
-    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
-    from birdsdao.recognition.detector import Bird
-    from birdsdao.recognition.identify import card_retriever, describe_question
+    from birdsdao.prompts import CANNOT_ANSWER, describe_question
+    from birdsdao.settings import load_settings
+    from birdsdao.species_cards import bundled_cards
 
     settings = load_settings()
-    address = StoreAddress(settings.kb_dir)
-    prepare(address, BUILTIN_NAME)
     gold = [json.loads(line) for line in (ROOT / "data" / "retrieval_gold.jsonl").read_text().splitlines()]
     answerable = [g for g in gold if g["kb"] == "cards" and g["answerable"]]
     questions = [g["question"] for lang in ("zh", "en") for g in [g for g in answerable if g["lang"] == lang][:6]]
@@ -81,36 +75,36 @@ def grounded() -> dict:
         match = re.match(r"请告诉我些关于(.+)的知识吧？", record["instruction"])
         if match and match.group(1) in by_chinese and by_chinese[match.group(1)] not in held_out:
             held_out.append(by_chinese[match.group(1)])
-    birds = [Bird(species, cards[species].english_name, cards[species].chinese_name, 1.0, (0, 0, 1, 1), True)
-             for species in held_out[:6]]
+    held_out = held_out[:6]
 
-    def retrieve(question: str):
-        with address.open() as store:
-            return search(store.get(BUILTIN_NAME), None, question, k=3, method="bm25")
-
-    result: dict = {"questions": questions, "species": [bird.species for bird in birds]}
-    for side, prefix in (("base", None), ("prefix", BUNDLED_PREFIX)):
-        model = load_answering_model(None, settings.models_dir, prefix=prefix)
+    result: dict = {"questions": questions, "species": held_out}
+    for side, no_prefix in (("base", True), ("prefix", False)):
+        # the assistant's own retriever and model; the model always writes (this measures the model, not the
+        # extractive default), and a refusal is scored as written
+        assistant = Assistant(AssistantConfig(settings=settings, method="bm25", generate=True,
+                                              model=ModelChoice(no_prefix=no_prefix)))
+        model = assistant.model(required=True)
         runs = {}
         texts, passages = [], []
         for question in questions:
-            answer, stream = Asker(retrieve=retrieve, model=model, settings=GenerationSettings(max_new_tokens=80)).ask(
-                question)
+            answer, stream = Asker(retrieve=assistant.retriever(), model=model, style="generate",
+                                   settings=GenerationSettings(max_new_tokens=80)).ask(question)
             for _ in stream:
                 pass
-            texts.append(answer.text)
+            texts.append(answer.generated or answer.text)  # the model's own text, also where the guard held it back
             passages.append(" ".join(hit.text for hit in answer.hits))
         runs["ask"] = {"scores": text_scores(texts, passages), "answers": texts,
                        "refusals": sum(text.strip() in CANNOT_ANSWER.values() for text in texts)}
         for lang in ("zh", "en"):
             texts, passages = [], []
-            for bird in birds:  # describe()'s own steps, without its stand-in for a refusal: the model's text
-                asker = Asker(retrieve=card_retriever(address, BUILTIN_NAME, None, bird.species, lang), model=model,
+            for species in held_out:
+                card = cards[species]
+                asker = Asker(retrieve=assistant.retriever(species=species, lang=lang), model=model, style="generate",
                               settings=GenerationSettings(max_new_tokens=120))
-                answer, stream = asker.ask(describe_question(bird, lang))
+                answer, stream = asker.ask(describe_question(species, card.english_name, card.chinese_name, lang))
                 for _ in stream:
                     pass
-                texts.append(answer.text)
+                texts.append(answer.generated or answer.text)
                 passages.append(" ".join(hit.text for hit in answer.hits))
             runs[f"describe_{lang}"] = {"scores": text_scores(texts, passages), "answers": texts,
                                         "refusals": sum(text.strip() == CANNOT_ANSWER[lang] for text in texts)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import streamlit as st
 
@@ -64,54 +64,81 @@ def _loaded() -> tuple[dict, threading.Lock]:
     return {}, threading.Lock()
 
 
-def once(key: tuple, label: str, load: Callable[[Callable[[str], None]], object]) -> object:
-    """`load(say)` the first time `key` is asked for in this process, inside a status box that shows its
-    progress messages; the same object afterwards."""
+class StreamlitReporter:
+    """The assistant's Reporter on a page: messages land in the status box open at the time."""
+
+    def say(self, message: str) -> None:
+        st.write(message)
+
+    def busy(self, label: str):
+        return nullcontext()  # the pages open their own status boxes, with labels in the reader's language
+
+    @contextmanager
+    def progress(self, label: str):
+        bar = st.progress(0.0)
+        try:
+            yield lambda done, total: bar.progress(done / max(total, 1))
+        finally:
+            bar.empty()
+
+
+def assistant():
+    """The app's one Assistant, shared by every page and browser session: what `birds identify` and `birds ask`
+    use, built from `birds ui`'s options; the detector, classifier, embedders and model load once."""
+    from pathlib import Path
+
+    from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
+    cfg = config()
     cache, lock = _loaded()
     with lock:
+        key = ("assistant", repr(cfg))
         if key not in cache:
-            with st.status(label, expanded=False) as status:
-                cache[key] = load(status.write)
-                status.update(state="complete")
+            model = ModelChoice(cfg.base_model, Path(cfg.prefix) if cfg.prefix else None, cfg.no_prefix,
+                                off=cfg.no_llm)
+            cache[key] = Assistant(AssistantConfig(
+                settings=cfg.settings, chroma_host=cfg.chroma_host, chroma_port=cfg.chroma_port, model=model,
+                weights=Path(cfg.weights) if cfg.weights else None), StreamlitReporter())
         return cache[key]
 
 
-def recognition():
-    """(detector, classifier or None, gate on): what `birds identify` opens with the same weights."""
-    from birdsdao.recognition.identify import open_recognition
-
-    weights = config().weights
-    return once(("recognition", weights), t("loading_detector"), lambda say: open_recognition(weights))
+def recognition() -> None:
+    """The detector and classifier opened, the first time inside a status box."""
+    helper = assistant()
+    _, lock = _loaded()
+    with lock:
+        if not helper.recognition_loaded:
+            with st.status(t("loading_detector"), expanded=False) as status:
+                helper.recognition()
+                status.update(state="complete")
 
 
 def answering_model():
-    """(model, None), or (None, why it did not load)."""
-    from birdsdao.language_model.runtime import resolve_prefix, try_load_answering_model
-
-    cfg = config()
-    if cfg.no_llm:
+    """(model, None), or (None, why there is none); the first load happens inside a status box."""
+    if config().no_llm:
         return None, t("no_llm_mode")
-    prefix, bundled = resolve_prefix(cfg.base_model, cfg.prefix, cfg.no_prefix)
-    key = ("model", cfg.base_model, str(prefix), str(cfg.settings.models_dir))
-    return once(key, t("loading_model"), lambda say: try_load_answering_model(
-        cfg.base_model, cfg.settings.models_dir, prefix=prefix, prefix_optional=bundled, progress=say))
+    helper = assistant()
+    _, lock = _loaded()
+    with lock:
+        if not helper.model_loaded:
+            with st.status(t("loading_model"), expanded=False) as status:
+                helper.model(required=False)
+                status.update(state="complete")
+    return helper.model(required=False), helper.model_problem
 
 
 def prepare_kb(name: str) -> None:
     """The built-in KB is built from the cards the first time it is needed (about a minute), with a bar."""
     from birdsdao.knowledge.builtin import is_builtin
-    from birdsdao.knowledge.service import prepare
 
     if not is_builtin(name):
         return
-
-    def build(say):
-        bar = st.progress(0.0)
-        prepare(address(), name, progress=lambda done, total: bar.progress(done / max(total, 1)), say=say)
-        bar.empty()
-        return True
-
-    once(("kb ready", str(config().settings.kb_dir), name), t("preparing_cards"), build)
+    helper = assistant()
+    _, lock = _loaded()
+    with lock:
+        if not helper.kb_ready(name):
+            with st.status(t("preparing_cards"), expanded=False) as status:
+                helper.prepare_kb(name)
+                status.update(state="complete")
 
 
 def show_sources(hits) -> None:

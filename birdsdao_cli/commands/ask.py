@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from birdsdao_cli import output
-from birdsdao_cli.answers import load_model, print_sources, print_stream
+from birdsdao_cli.answers import ConsoleReporter, print_reply, print_sources
 from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
@@ -70,82 +70,41 @@ def ask(
 
       birds ask --no-kb
     """
+    from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
     from birdsdao.errors import InvalidInputError
-    from birdsdao.knowledge.answer import Asker
-    from birdsdao.knowledge.retrieval import METHODS
-    from birdsdao.knowledge.service import StoreAddress, embedder_for, get_info, prepare
+    from birdsdao.assistant.answer import question_language
     from birdsdao.language_model.generate import GenerationSettings
 
-    if method not in METHODS:
-        raise InvalidInputError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    if no_llm and no_kb:
-        raise InvalidInputError("--no-llm answers with retrieved passages, so it cannot go with --no-kb")
-    if no_llm and generate:
-        raise InvalidInputError("--no-llm and --generate contradict each other")
-    settings = ctx.obj["settings"]
-    # a model of the user's own is trusted to write (and checked); the default model writes where measured fit
-    style = "passages" if no_llm else "generate" if generate or base_model is not None else "auto"
-    asker = Asker(settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                              repetition_penalty=repetition_penalty,
-                                              no_repeat_ngram_size=no_repeat_ngram), style=style)
-    if not no_kb:
-        address = StoreAddress(settings.kb_dir, chroma_host, chroma_port if chroma_host else None)
-        with output.progress_bar("Embedding the species cards") as bar:
-            prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
-        get_info(address, kb)  # a missing KB fails now, before any model loads
-        model = embedder_for(address, kb, embedding_model) if method != "bm25" else None
-        asker.retrieve = _retriever(address, kb, model, k, method)
-    if no_kb or needs_model(style, question):
-        asker.model = load_model(settings.models_dir, fallback=not no_kb, base_model=base_model, prefix=prefix,
-                                 no_prefix=no_prefix, device=device, quantization_bit=quantization_bit)
-    if question is not None:
-        _answer_once(asker, question, json_out)
-    elif json_out:
+    if question is None and json_out:
         raise InvalidInputError("--json needs a QUESTION (the chat is for people)")
-    else:
-        _chat(asker)
-
-
-def needs_model(style: str, question: str | None) -> bool:
-    """Whether any answer will be generated: for one question, in its language; for a chat, in either."""
-    from birdsdao.knowledge.answer import generates, question_language
-
-    if style == "passages":
-        return False
-    languages = ("zh", "en") if question is None else (question_language(question),)
-    return any(generates(style, lang) for lang in languages)
-
-
-def _retriever(address, kb: str, model, k: int, method: str):
-    from birdsdao.knowledge.retrieval import search
-
-    def retrieve(question: str):
-        with address.open() as store:
-            return search(store.get(kb), model, question, k=k, method=method)
-
-    return retrieve
-
-
-def _answer_once(asker, question: str, json_out: bool) -> None:
+    generation = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram)
+    config = AssistantConfig(settings=ctx.obj["settings"], kb=None if no_kb else kb, chroma_host=chroma_host,
+                             chroma_port=chroma_port, method=method, k=k, embedding_model=embedding_model,
+                             generate=generate, generation=generation,
+                             model=ModelChoice(base_model, prefix, no_prefix, device, quantization_bit, off=no_llm))
+    assistant = Assistant(config, ConsoleReporter())
+    assistant.check_model_options()  # a typo fails before a KB is built
+    if not no_kb:
+        assistant.prepare_kb()  # a missing KB fails before any model loads
+    if assistant.needs_model(question_language(question) if question else None):
+        assistant.model(required=no_kb)  # loaded before the first question, not in the middle of the chat
+    if question is None:
+        _chat(assistant)
+        return
     started = time.perf_counter()
-    answer, stream = asker.ask(question)
+    reply = assistant.ask(question)
     if json_out:
-        for _ in stream:
-            pass
-        data = answer.to_dict()
+        data = reply.result().to_dict()
         data["timings"]["total"] = round(time.perf_counter() - started, 3)
         output.print_json(data)
-        return
-    _show(answer, stream)
+    else:
+        print_reply(reply)
 
 
-def _show(answer, stream) -> None:
-    print_stream(answer, stream)
-    print_sources(answer)
-
-
-def _chat(asker) -> None:
+def _chat(assistant) -> None:
     output.console.print(CHAT_HELP)
+    history: list[tuple[str, str]] = []
     last = None
     while True:
         try:
@@ -158,7 +117,7 @@ def _chat(asker) -> None:
         if question in ("/exit", "/quit"):
             return
         if question == "/clear":
-            asker.clear()
+            history.clear()
             last = None
             output.console.print("Conversation cleared.")
             continue
@@ -171,5 +130,6 @@ def _chat(asker) -> None:
         if question.startswith("/"):
             output.console.print(f"Unknown command {question}. {CHAT_HELP}", highlight=False)
             continue
-        last, stream = asker.ask(question)
-        print_stream(last, stream)
+        reply = assistant.ask(question, history)
+        print_reply(reply, sources=False)
+        last = reply.answer

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from birdsdao_cli import output
-from birdsdao_cli.answers import load_model, print_sources, print_stream
+from birdsdao_cli.answers import ConsoleReporter, print_reply
 from birdsdao_cli.options import (
     BaseModelOpt,
     ChromaHostOpt,
@@ -78,54 +78,37 @@ def identify(
 
       birds identify bird.png --lang en --no-llm
     """
+    from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
     from birdsdao.errors import InvalidInputError
-    from birdsdao.recognition.identify import (
-        IdentifyOptions,
-        check_inputs,
-        identify_photos,
-        open_recognition,
-        require_some_read,
-        species_to_describe,
-    )
+    from birdsdao.language_model.generate import GenerationSettings
+    from birdsdao.recognition.identify import IdentifyOptions, check_inputs, require_some_read, species_to_describe
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
     llm_device = "cpu" if device == "cpu" else f"cuda:{device}" if device.isdigit() else device
-    if quantization_bit is not None and not (no_llm or no_describe):
-        from birdsdao.language_model.models import check_quantization
-
-        check_quantization(quantization_bit, llm_device)  # before the photos, not after them
-    if not (no_llm or no_describe):
-        from birdsdao.language_model.runtime import check_model_paths
-
-        check_model_paths(base_model, prefix)
+    model = ModelChoice(base_model, prefix, no_prefix, llm_device, quantization_bit, off=no_llm)
+    config = AssistantConfig(settings=ctx.obj["settings"], kb=kb, chroma_host=chroma_host, chroma_port=chroma_port,
+                             model=model, generate=generate,
+                             generation=GenerationSettings(max_new_tokens=max_new_tokens), weights=weights,
+                             backend=backend, imgsz=imgsz, detector_device=device, classifier=classifier, gate=gate)
+    assistant = Assistant(config, ConsoleReporter())
+    if not no_describe:
+        assistant.check_model_options()  # before the photos, not after them
     check_inputs(photos, save)  # a missing photo or an unwritable --save fails before any model loads
     started = time.perf_counter()
-    detector, named_by, gate = open_recognition(weights, backend, imgsz, device, classifier, gate)
-    options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang, gate=gate)
+    options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
     results = []
-    for result in identify_photos(photos, detector, options, named_by):
+    for result in assistant.identify(photos, options):
         results.append(result)
         if not json_out:
             _show_photo(result, lang)
     timings = {"detection": time.perf_counter() - started}
     require_some_read(results)
-    descriptions = []
-    if not no_describe:
-        from birdsdao.knowledge.answer import generates
-
-        style = "passages" if no_llm else "generate" if generate or base_model is not None else "auto"
-        no_llm = no_llm or not generates(style, lang)  # quoting the card needs no model
-        model = None if no_llm else {"base_model": base_model, "prefix": prefix, "no_prefix": no_prefix,
-                                     "quantization_bit": quantization_bit, "device": llm_device}
-        descriptions = _describe(ctx, species_to_describe(results), lang, model, kb, max_new_tokens, chroma_host,
-                                 chroma_port, json_out, style)
+    descriptions = [] if no_describe else _describe(assistant, species_to_describe(results), lang, json_out)
     if json_out:
         timings["total"] = time.perf_counter() - started
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
-                           "weights": str(detector.path), "backend": detector.backend, "imgsz": detector.imgsz,
-                           "classifier": str(named_by.info.folder) if named_by else None,
-                           "gate": named_by.info.gate_threshold if gate else None,
+                           **assistant.recognition_summary(),
                            "timings": {key: round(value, 3) for key, value in timings.items()}})
 
 
@@ -157,32 +140,14 @@ def _show_photo(result, lang: str) -> None:
         output.console.print(f"annotated: {result.annotated}", highlight=False)
 
 
-def _describe(ctx, birds, lang, model_choice, kb, max_new_tokens, host, port, json_out, style="auto") -> list:
-    """`model_choice`: `answers.load_model`'s options, or None for the cards' own text."""
-    from birdsdao.knowledge.service import StoreAddress, get_info, prepare
-    from birdsdao.language_model.generate import GenerationSettings
-    from birdsdao.recognition.identify import describe
-
-    if not birds:
-        return []
-    settings = ctx.obj["settings"]
-    address = StoreAddress(settings.kb_dir, host, port if host else None)
-    with output.progress_bar("Embedding the species cards") as bar:
-        prepare(address, kb, progress=bar, say=lambda message: output.console.print(message))
-    get_info(address, kb)
-    model = None
-    if model_choice is not None:
-        model = load_model(settings.models_dir, fallback=True, **model_choice)
+def _describe(assistant, birds, lang: str, json_out: bool) -> list:
     descriptions = []
-    for bird, answer, stream in describe(birds, address, kb, lang, model,
-                                         GenerationSettings(max_new_tokens=max_new_tokens), style):
+    for bird, reply in assistant.describe(birds, lang):
         if json_out:
-            for _ in stream:
-                pass
+            reply.result()
         else:
             name = f"{bird.chinese_name}（{bird.english_name}）" if lang == "zh" else bird.english_name
             output.stdout.print(f"\n[bold]{name}[/]", highlight=False)
-            print_stream(answer, stream)
-            print_sources(answer)
-        descriptions.append({"species": bird.species, **answer.to_dict()})
+            print_reply(reply)
+        descriptions.append({"species": bird.species, **reply.answer.to_dict()})
     return descriptions

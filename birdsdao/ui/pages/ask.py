@@ -2,7 +2,17 @@
 
 import streamlit as st
 
-from birdsdao.ui.common import address, answering_model, config, guarded, language_switch, prepare_kb, show_sources, t
+from birdsdao.ui.common import (
+    address,
+    answering_model,
+    assistant,
+    config,
+    guarded,
+    language_switch,
+    prepare_kb,
+    show_sources,
+    t,
+)
 
 PLAIN = ""  # the "model alone" choice
 
@@ -24,38 +34,24 @@ def label(name: str) -> str:
     return BUILTIN_DISPLAY_NAME if is_builtin(name) else name
 
 
-def asker_for(source: str):
-    """The conversation with `source`, kept across reruns; its history feeds the next prompt."""
-    from birdsdao.knowledge.answer import Asker
-    from birdsdao.language_model.generate import GenerationSettings
-
+def conversation_for(source: str) -> dict:
+    """The conversation with `source`, kept across reruns: its history feeds the next prompt."""
     conversations = st.session_state.setdefault("conversations", {})
-    if source not in conversations:
-        conversations[source] = {"asker": Asker(settings=GenerationSettings(max_new_tokens=200)), "messages": []}
-    return conversations[source]
+    return conversations.setdefault(source, {"history": [], "messages": []})
 
 
-def bind(asker, source: str) -> str | None:
-    """Point the asker at the KB and the model; None, or why no answer can be given."""
-    from birdsdao.knowledge.retrieval import search
-    from birdsdao.knowledge.service import embedder_for
+def problem_before_answering(question: str, kb: str | None) -> str | None:
+    """None, or why no answer can be given: the model alone needs a model. Without one, a KB answers with its
+    passages, and the page says why."""
+    from birdsdao.assistant.answer import question_language
 
+    if kb is not None:
+        prepare_kb(kb)
+    if not assistant().needs_model(question_language(question), kb):
+        return None
     model, problem = answering_model()
-    asker.model = model
-    # a model of the user's own writes (checked by the guard); the default one where it was measured fit
-    asker.style = "generate" if config().base_model else "auto"
-    if source == PLAIN:
-        asker.retrieve = None
-        return None if model is not None else t("need_model", problem=problem)
-    prepare_kb(source)
-    where = address()
-    embedder = embedder_for(where, source, None)
-
-    def retrieve(question: str):
-        with where.open() as store:
-            return search(store.get(source), embedder, question, k=3)
-
-    asker.retrieve = retrieve
+    if model is None and kb is None:
+        return t("need_model", problem=problem)
     if model is None and not config().no_llm:
         st.info(t("model_unavailable", problem=problem))
     return None
@@ -66,9 +62,9 @@ st.title(t("page_ask"))
 with guarded():
     choices = kb_choices()
     source = st.selectbox(t("answer_source"), choices, format_func=label)
-    conversation = asker_for(source)
+    conversation = conversation_for(source)
     if st.button(t("clear_chat")):
-        conversation["asker"].clear()
+        conversation["history"].clear()
         conversation["messages"].clear()
     for message in conversation["messages"]:
         with st.chat_message(message["role"]):
@@ -79,14 +75,16 @@ with guarded():
         with st.chat_message("user"):
             st.markdown(question)
         conversation["messages"].append({"role": "user", "content": question})
-        problem = bind(conversation["asker"], source)
+        kb = None if source == PLAIN else source
+        problem = problem_before_answering(question, kb)
         with st.chat_message("assistant"):
             if problem:
                 st.error(problem)
                 conversation["messages"].pop()
             else:
-                answer, stream = conversation["asker"].ask(question)
-                st.write_stream(stream)
+                reply = assistant().ask(question, conversation["history"], kb=kb)
+                st.write_stream(reply)
+                answer = reply.answer
                 show_sources(answer.hits)
                 conversation["messages"].append({"role": "assistant", "content": answer.text, "hits": answer.hits,
                                                  "mode": answer.mode})

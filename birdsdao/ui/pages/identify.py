@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from birdsdao.data_prep.images import safe_stem
 from birdsdao.ui.common import (
-    address,
     answering_model,
+    assistant,
     config,
     guarded,
     lang,
@@ -18,7 +19,6 @@ from birdsdao.ui.common import (
     show_sources,
     t,
 )
-from birdsdao.data_prep.images import safe_stem
 
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -51,14 +51,13 @@ def save_uploads(files) -> tuple[Path, list[Path]]:
 
 def run_identify(files, conf: float, language: str) -> tuple[list, list[bytes | None]]:
     """Results, and each photo's annotated image as bytes (kept in the session; the files are removed)."""
-    from birdsdao.recognition.identify import IdentifyOptions, identify_photos
+    from birdsdao.recognition.identify import IdentifyOptions
 
     folder, paths = save_uploads(files)
     try:
-        detector, classifier, gate = recognition()
-        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language,
-                                  gate=gate)
-        results = list(identify_photos(paths, detector, options, classifier))
+        recognition()
+        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
+        results = list(assistant().identify(paths, options))
         images = [Path(result.annotated).read_bytes() if result.annotated else None for result in results]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -90,29 +89,25 @@ def show_results(results, images: list[bytes | None], language: str) -> None:
 def write_descriptions(results, language: str, card_only: bool) -> list[dict]:
     """Stream a description for each species found; return them so a rerun shows them without regenerating."""
     from birdsdao.knowledge.builtin import BUILTIN_NAME
-    from birdsdao.language_model.generate import GenerationSettings
-    from birdsdao.recognition.identify import describe, species_to_describe
+    from birdsdao.recognition.identify import species_to_describe
 
     birds = species_to_describe(results)
     if not birds:
         return []
     prepare_kb(BUILTIN_NAME)
-    model = None
-    if not card_only:
+    if not card_only and assistant().needs_model(language):
         model, problem = answering_model()
         if model is None:
             st.warning(t("model_unavailable", problem=problem))
     st.header(t("descriptions"))
     written = []
-    # as `birds identify`: the card whole without a model, else what the Asker's style says (docs/answers.md)
-    style = "passages" if card_only or model is None else "generate" if config().base_model else "auto"
-    for bird, answer, stream in describe(birds, address(), BUILTIN_NAME, language, model,
-                                         GenerationSettings(max_new_tokens=160), style):
+    # as `birds identify`: the card's passages whole when asked for, else what the assistant's style says
+    for bird, reply in assistant().describe(birds, language, passages=card_only):
         heading = f"{bird.chinese_name}（{bird.english_name}）" if language == "zh" else bird.english_name
         st.subheader(heading)
-        st.write_stream(stream)
-        show_sources(answer.hits)
-        written.append({"heading": heading, "text": answer.text, "hits": answer.hits})
+        st.write_stream(reply)
+        show_sources(reply.answer.hits)
+        written.append({"heading": heading, "text": reply.answer.text, "hits": reply.answer.hits})
     return written
 
 

@@ -1,4 +1,7 @@
-"""`birds ask` as a library: retrieve from a KB, then answer from what was found, with its sources.
+"""One question answered: retrieve from a KB, then answer from what was found, with its sources (the Asker).
+
+It sits in the assistant layer because it is where retrieval (knowledge) and generation (language_model) meet;
+`Assistant.ask` and `Assistant.describe` build an Asker per question.
 
 Six ways an answer comes about, each labelled so a reader knows what they are looking at:
   * "grounded"   - the model answered from the retrieved passages and the faithfulness guard found every
@@ -20,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from birdsdao.language_model.prompts import has_cjk
+from birdsdao.prompts import grounded_question, has_cjk
 
 NOTHING_FOUND = {
     "zh": "知识库里没有与这个问题相关的内容，无法据此回答。",
@@ -37,14 +40,6 @@ GUARD_NOTICE = {
 # answer is extractive and generation is asked for with --generate.
 GENERATES_BY_DEFAULT = {"zh": False, "en": False}
 STYLES = ("auto", "generate", "extract", "passages")
-CANNOT_ANSWER = {"zh": "根据已知信息无法回答该问题。", "en": "The known information cannot answer this."}
-_GROUNDED = {
-    "zh": ("已知信息：\n{context}\n\n请只根据上面的已知信息，简洁、准确地回答问题；已知信息里没有的内容不要编造，"
-           "答不了就说“" + CANNOT_ANSWER["zh"].rstrip("。") + "”。\n问题：{question}"),
-    "en": ("Known information:\n{context}\n\nAnswer the question briefly and accurately using only the known "
-           "information above; do not add anything it does not say. If it does not hold the answer, say "
-           "\"" + CANNOT_ANSWER["en"] + "\"\nQuestion: {question}"),
-}
 # a base model that starts a second answer has finished the first
 _NEXT_ANSWER = ("\n答：", "\n答:", "\nAnswer:")
 
@@ -74,16 +69,6 @@ class Answer:
             if self.generated:
                 data["guard"]["generated"] = self.generated
         return data
-
-
-def context_block(passages: list[str]) -> str:
-    return "\n".join(f"[{number}] {' '.join(text.split())}" for number, text in enumerate(passages, start=1))
-
-
-def grounded_question(passages: list[str], question: str, lang: str) -> str:
-    """What the model is asked in grounded mode: the passages, the rules, then the question (the P-Tuning
-    set's grounded records are built with this too, so the prefix is tuned on the very format)."""
-    return _GROUNDED[lang].format(context=context_block(passages), question=question)
 
 
 def retrieved_text(hits, lang: str) -> str:
