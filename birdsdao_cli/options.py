@@ -23,8 +23,9 @@ ChromaPortOpt = Annotated[
 ]
 EmbeddingModelOpt = Annotated[
     str | None,
-    typer.Option("--embedding-model", help="A local sentence-transformers folder (m3e-base, bge-small-zh-v1.5 …).",
-                 show_default="all-MiniLM-L6-v2, packaged"),
+    typer.Option("--embedding-model", help="multilingual-e5-small or all-MiniLM-L6-v2 (both packaged), or a local "
+                 "sentence-transformers folder (m3e-base, bge-small-zh-v1.5 …).",
+                 show_default="multilingual-e5-small; a KB's own model when it has one"),
 ]
 BaseModelOpt = Annotated[
     str | None,

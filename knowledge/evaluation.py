@@ -62,10 +62,12 @@ class Scores:
     mrr: float = 0.0
     unanswerable: int = 0
     rejected: float = 0.0  # share of unanswerable questions with no relevant chunk in the top 3
+    accepted: float = 0.0  # share of answerable questions with a relevant chunk in the top 3 (else "nothing")
 
     def row(self) -> dict[str, float]:
         return {"questions": self.questions, "hit@1": round(self.hit1, 3), "hit@3": round(self.hit3, 3),
-                "mrr": round(self.mrr, 3), "unanswerable": self.unanswerable, "rejected": round(self.rejected, 3)}
+                "mrr": round(self.mrr, 3), "unanswerable": self.unanswerable, "rejected": round(self.rejected, 3),
+                "accepted": round(self.accepted, 3)}
 
 
 def score(questions: list[GoldQuestion], retrieve: Callable[[str], list], key: Callable[[object], str]) -> Scores:
@@ -78,6 +80,7 @@ def score(questions: list[GoldQuestion], retrieve: Callable[[str], list], key: C
             result.rejected += not any(hit.relevant for hit in hits[:3])
             continue
         result.questions += 1
+        result.accepted += any(getattr(hit, "relevant", True) for hit in hits[:3])
         documents = _distinct([key(hit) for hit in hits])  # several chunks of one document count once
         rank = next((i for i, doc in enumerate(documents[:DEPTH], start=1) if doc in question.relevant), None)
         if rank:
@@ -88,6 +91,7 @@ def score(questions: list[GoldQuestion], retrieve: Callable[[str], list], key: C
         result.hit1 /= result.questions
         result.hit3 /= result.questions
         result.mrr /= result.questions
+        result.accepted /= result.questions
     if result.unanswerable:
         result.rejected /= result.unanswerable
     return result

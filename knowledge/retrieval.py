@@ -22,7 +22,8 @@ Method = Literal["hybrid", "dense", "bm25"]
 METHODS: tuple[str, ...] = ("hybrid", "dense", "bm25")
 RRF_C = 60
 CANDIDATES = 20  # each method's ranking is cut here before fusion
-# relevance floors, tuned on data/retrieval_gold.jsonl (see bench/retrieval.py)
+# relevance floors, tuned on data/retrieval_gold.jsonl (see bench/retrieval.py); the similarity floor is
+# all-MiniLM-L6-v2's: an embedder whose cosines do not mean relevance at a fixed value (E5) has none
 INTENT_WEIGHT = 0.3
 MIN_COVERAGE = 0.4
 MIN_SIMILARITY = 0.55
@@ -42,10 +43,12 @@ class Hit:
     dense_rank: int | None
     bm25_rank: int | None
     metadata: dict
+    similarity_floor: float | None = MIN_SIMILARITY  # the embedder's; None: its cosines only rank (E5)
 
     @property
     def relevant(self) -> bool:
-        return self.names_bird or self.coverage >= MIN_COVERAGE or (self.similarity or 0.0) >= MIN_SIMILARITY
+        close = self.similarity_floor is not None and (self.similarity or 0.0) >= self.similarity_floor
+        return self.names_bird or self.coverage >= MIN_COVERAGE or close
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -129,7 +132,8 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
             chunk=index.metas[i].get("chunk", 0), score=round(fused[i] / best, 4), similarity=similarity.get(i),
             coverage=round(index.bm25.coverage(query_words, i), 4),
             names_bird=any(name in index.texts[i] for name in named), dense_rank=dense_rank.get(i),
-            bm25_rank=bm25_rank.get(i), metadata=index.metas[i])
+            bm25_rank=bm25_rank.get(i), metadata=index.metas[i],
+            similarity_floor=getattr(embedder, "similarity_floor", MIN_SIMILARITY) if embedder else None)
         for i in top
     ]
 

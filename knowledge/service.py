@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
-from birdsdao.knowledge.embeddings import DEFAULT_EMBEDDING_MODEL, Embedder
+from birdsdao.knowledge.embeddings import PACKAGED_MODELS, Embedder
 from birdsdao.knowledge.loaders import load_all
 from birdsdao.knowledge.retrieval import Hit, Method, search
 from birdsdao.knowledge.store import (
@@ -52,15 +52,18 @@ def embedder(spec: str | None = None) -> Embedder:
 
 
 def embedder_for(address: StoreAddress, name: str, spec: str | os.PathLike | None) -> Embedder:
-    """The model to use with a KB: the one given, else the one recorded with it (a folder that still exists).
+    """The model to use with a KB: the one given, else the one recorded with it (a packaged model by its
+    name, so KBs made with all-MiniLM-L6-v2 before the default changed keep it; a folder that still exists).
 
     Loading takes seconds, so it happens with the store closed; the KB checks the model when used.
     """
     with address.open() as store:
         kb = store.get(name)
         recorded = (kb.collection.metadata or {}).get("embedding_path", "")
-        default = kb.info.embedding_model == DEFAULT_EMBEDDING_MODEL
-    if spec is None and not default and recorded and Path(recorded).is_dir():
+        packaged = kb.info.embedding_model if kb.info.embedding_model in PACKAGED_MODELS else None
+    if spec is None and packaged:
+        spec = packaged
+    elif spec is None and recorded and Path(recorded).is_dir():
         spec = recorded
     return embedder(None if spec is None else str(spec))
 
@@ -75,7 +78,7 @@ def create(address: StoreAddress, name: str, embedding_model: str | None = None,
     model = embedder(embedding_model)
     with address.open() as store:
         kb = store.create(name, model.id, description, chunk_size, chunk_overlap)
-        if model.name != DEFAULT_EMBEDDING_MODEL:
+        if model.name not in PACKAGED_MODELS:
             kb.collection.modify(metadata={**kb.collection.metadata, "embedding_path": str(model.path)})
         return kb.info
 

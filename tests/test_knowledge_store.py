@@ -55,7 +55,7 @@ def test_slugs_are_valid_chroma_names_and_keep_names_apart():
 
 def test_add_is_idempotent_and_an_edit_replaces_the_old_chunks(address, docs):
     info = service.create(address, "观鸟笔记", description="测试")
-    assert info.slug == kb_slug("观鸟笔记") and info.embedding_model == "all-MiniLM-L6-v2"
+    assert info.slug == kb_slug("观鸟笔记") and info.embedding_model == "multilingual-e5-small"
     first = service.add(address, "观鸟笔记", [docs])
     assert len(first.added) == 3 and first.chunks_added >= 3 and not first.replaced
     assert [Path(s["path"]).name for s in first.skipped] == ["photo.bin"]
@@ -133,7 +133,7 @@ def other_embedder_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("other-embedder")
     bert_dir = folder / "bert"
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_embedding_model(None)[1]))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_embedding_model("all-MiniLM-L6-v2")[1]))
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=64)).save_pretrained(bert_dir)
@@ -147,7 +147,7 @@ def other_embedder_dir(tmp_path_factory) -> Path:
 
 def test_a_kb_refuses_another_embedding_model(address, docs, other_embedder_dir):
     service.create(address, "notes")
-    with pytest.raises(EmbeddingModelMismatch, match="was built with the embedding model all-MiniLM-L6-v2"):
+    with pytest.raises(EmbeddingModelMismatch, match="was built with the embedding model multilingual-e5-small"):
         service.add(address, "notes", [docs], embedding_model=str(other_embedder_dir))
     with pytest.raises(EmbeddingModelMismatch):
         service.query(address, "notes", "swallow", embedding_model=str(other_embedder_dir))
@@ -170,6 +170,51 @@ print(result.chunks_added)
 
 
 @pytest.mark.slow
+def test_a_kb_made_with_minilm_keeps_it_and_refuses_e5_with_a_hint(address, docs):
+    service.create(address, "old notes", embedding_model="all-MiniLM-L6-v2")  # as every KB before e5
+    service.add(address, "old notes", [docs])  # no model named: the recorded one, by name
+    hits = service.query(address, "old notes", "Where do swallows go for the winter?", k=1)
+    assert hits[0].source.endswith("b/notes.md") and hits[0].relevant
+    assert hits[0].similarity_floor == 0.55  # MiniLM's cosines still judge relevance
+    assert service.embedder_for(address, "old notes", None).name == "all-MiniLM-L6-v2"
+    with pytest.raises(EmbeddingModelMismatch, match="built with the embedding model all-MiniLM-L6-v2") as refused:
+        service.query(address, "old notes", "swallow winter", embedding_model="multilingual-e5-small")
+    assert "--embedding-model" in refused.value.hint
+    lexical = service.query(address, "old notes", "swallow winter", method="bm25")
+    assert lexical and lexical[0].similarity_floor is None  # BM25 alone: no embedder, no floor
+
+
+def test_the_default_e5_reads_chinese_and_ranks_without_a_floor(address, docs):
+    from birdsdao.knowledge.embeddings import Embedder
+
+    model = Embedder(None)
+    assert (model.name, model.dimension, model.reads_chinese, model.similarity_floor) == (
+        "multilingual-e5-small", 384, True, None)
+    assert model.readable("红嘴蓝鹊吃什么") == "红嘴蓝鹊吃什么"  # nothing stripped, unlike MiniLM
+    service.create(address, "观鸟笔记")
+    service.add(address, "观鸟笔记", [docs])
+    dense = service.query(address, "观鸟笔记", "那种长尾巴、红嘴红脚的蓝色鸟爱吃啥", k=3, method="dense")
+    assert dense[0].source.endswith("a/notes.md")  # by meaning: the question shares few words with it
+    assert dense[0].dense_rank == 1 and dense[0].similarity_floor is None
+
+
+def test_the_builtin_kb_is_made_again_when_its_embedder_changes(address, monkeypatch):
+    from birdsdao.knowledge import builtin
+    from birdsdao.species_cards import bundled_cards
+
+    cards = bundled_cards()
+    two = {name: cards[name] for name in ("HOUSE FINCH", "KILLDEAR")}
+    monkeypatch.setattr(builtin, "bundled_cards", lambda: two)
+    first = builtin.ensure_builtin(address, embedding_model="all-MiniLM-L6-v2")  # a KB from before e5
+    assert first is not None and service.get_info(address, "birds").embedding_model == "all-MiniLM-L6-v2"
+    again = builtin.ensure_builtin(address)
+    assert again is not None and len(again.added) == 4
+    assert service.get_info(address, "birds").embedding_model == "multilingual-e5-small"
+    assert builtin.ensure_builtin(address) is None  # current now: nothing to do
+    hits = service.query(address, "birds", "双领鸻吃什么？", k=1)
+    assert hits[0].metadata["species"] == "KILLDEAR"
+
+
 def test_two_writer_processes_take_turns_and_lose_nothing(address, tmp_path):
     service.create(address, "shared")
     folders = []

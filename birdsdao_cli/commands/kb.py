@@ -55,8 +55,8 @@ def create(
 ) -> None:
     """Make an empty knowledge base; its embedding model is fixed from now on.
 
-    The packaged all-MiniLM-L6-v2 reads English well and Chinese hardly at all (Chinese is still found,
-    through BM25 on jieba words); for Chinese documents give a local m3e-base or bge folder.
+    The packaged default, multilingual-e5-small, reads Chinese and English; all-MiniLM-L6-v2 (the default
+    before) reads English only. A local m3e-base or bge folder works too. Figures: docs/retrieval.md.
 
     Example: birds kb create 鸟类百科 --description "我的观鸟笔记" --embedding-model ~/models/m3e-base
     """
@@ -83,6 +83,7 @@ def list_(
     """List the knowledge bases with their sizes."""
     from birdsdao.knowledge import service
     from birdsdao.knowledge.builtin import BUILTIN_DESCRIPTION, BUILTIN_DISPLAY_NAME, BUILTIN_NAME
+    from birdsdao.knowledge.embeddings import DEFAULT_EMBEDDING_MODEL
 
     infos = service.list_kbs(_address(ctx, chroma_host, chroma_port))
     builtin_built = any(info.slug == BUILTIN_NAME for info in infos)
@@ -94,7 +95,7 @@ def list_(
         name_cell = f"{info.name} ({info.slug})" if info.slug == BUILTIN_NAME else info.name
         table.add_row(name_cell, str(info.documents), str(info.chunks), info.embedding_model, info.description)
     if not builtin_built:
-        table.add_row(f"{BUILTIN_DISPLAY_NAME} ({BUILTIN_NAME})", "-", "-", "all-MiniLM-L6-v2",
+        table.add_row(f"{BUILTIN_DISPLAY_NAME} ({BUILTIN_NAME})", "-", "-", DEFAULT_EMBEDDING_MODEL,
                       BUILTIN_DESCRIPTION + "; built on first use")
     output.stdout.print(table)
 
