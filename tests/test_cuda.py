@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from tests.chatglm2_tiny import make_folder
-from tests.conftest import make_tree, shared_data
+from tests.conftest import shared_data
 from tests.test_language_model import BIRDS, alpaca
+from tests.test_train import tiny_data  # noqa: F401 (the fixture: a 4-species dataset of real JPEGs)
 from tests.tiny_models import make_tiny_gemma3
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.sh)")
@@ -102,17 +103,7 @@ def test_ptune_on_a_quantized_gpu_base_learns_and_its_prefix_answers(base, bits,
     assert "".join(stream_text(answering, "问：丹顶鹤吃什么？\n答：", GenerationSettings(max_new_tokens=6)))
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    from birdsdao.data_prep import ConvertConfig, convert_dataset
-
-    root = tmp_path_factory.mktemp("tiny")
-    make_tree(root / "src", with_csv=True)
-    convert_dataset(ConvertConfig(source=root / "src", output=root / "data", classes=4))
-    return root / "data" / "data.yaml"
-
-
-def test_sparse_training_with_amp_on_the_gpu_shrinks_gammas_then_prunes_and_finetunes(tiny_data, tmp_path):
+def test_sparse_training_with_amp_on_the_gpu_shrinks_gammas_then_prunes_and_finetunes(tiny_data, tmp_path):  # noqa: F811
     from birdsdao.pruning.finetune import FinetuneConfig, finetune_pruned
     from birdsdao.pruning.prune import PruneConfig, prune_detector
     from birdsdao.training.train import TrainConfig, train_detector
