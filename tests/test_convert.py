@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from birdsdao.errors import InvalidInputError, OutputExistsError
 from birdsdao.data_prep import ConvertConfig, convert_dataset
+from birdsdao.errors import InvalidInputError, OutputExistsError
 from tests.conftest import jpeg_bytes, shared_data
 
 

@@ -8,9 +8,9 @@ import torch
 from birdsdao.data_prep import ConvertConfig, convert_dataset
 from birdsdao.pruning.finetune import FinetuneConfig, PruningLostError, finetune_pruned
 from birdsdao.pruning.prune import PruneConfig, prune_detector
-from tests.conftest import make_tree
 from birdsdao.training.train import TrainConfig, train_detector
 from birdsdao.training.validate import validate_detector
+from tests.conftest import make_tree
 
 pytestmark = pytest.mark.slow
 QUICK = {"warmup_epochs": 0, "plots": False, "mosaic": 0.0}

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from birdsdao.errors import InvalidInputError
-from birdsdao.training.channel_plan import prunable_batchnorms
 from birdsdao.pruning.prune import PruneConfig, prune_detector
 from birdsdao.pruning.surgery import apply_plan
+from birdsdao.training.channel_plan import prunable_batchnorms
 
 pytestmark = pytest.mark.slow
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from birdsdao.errors import InvalidInputError
 from birdsdao.data_prep.selection import rank_species, read_species_file, select_top
 from birdsdao.data_prep.source import read_source
+from birdsdao.errors import InvalidInputError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COUNTS = {"B": 5, "A": 5, "C": 9, "D": 5, "E": 1}
