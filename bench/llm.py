@@ -9,6 +9,15 @@ Measured in one run, each as a ratio to its baseline:
     target 128, batch 1), in a child process.
 
     python bench/llm.py [--tokens 32] [--ptune-steps 4]
+
+With the [fast] extra installed, `--part engines` compares llama.cpp with transformers (docs/llm.md), interleaved
+(A, B, A, B …) and reported as medians:
+  * first token of `birds ask QUESTION --generate` in a new process, the built-in KB built, caches warm;
+  * greedy decoding tokens/s with the bundled prefix;
+  * the bundled prefix's held-out evaluation (BLEU-4, ROUGE on data/ptune/dev.json, as `birds ptune` scores it)
+    on each engine.
+
+    python bench/llm.py --part engines [--rounds 3] [--samples 24]
 """
 
 from __future__ import annotations
@@ -68,14 +77,131 @@ def tokens_per_second(model, tokenizer, prompts: list[str], tokens: int) -> tupl
     return count / seconds, answers
 
 
+ASK = "What does a bald eagle eat?"
+
+
+def first_token_seconds(home: Path, engine: str, question: str = ASK, tokens: int = 1) -> float:
+    """From starting `birds ask QUESTION --generate` to the first byte of its answer on stdout (messages go to
+    stderr). A grounded answer is held back until the faithfulness guard has read all of it, so with
+    `tokens=1` this is the first token from a new process (plus the guard's look at it); with more, the
+    whole answer."""
+    import os
+    import shutil
+
+    env = {**os.environ, "BIRDS_HOME": str(home), "BIRDS_LLM_ENGINE": engine}
+    started = time.perf_counter()
+    process = subprocess.Popen([shutil.which("birds") or "birds", "ask", question, "--generate",
+                                "--max-new-tokens", str(tokens)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=env)
+    first = process.stdout.read(1)
+    seconds = time.perf_counter() - started
+    process.kill()
+    process.wait()
+    if not first:
+        raise RuntimeError(f"birds ask printed no answer with {engine}")
+    return seconds
+
+
+def decode_rate(model, prompts: list[str], tokens: int) -> float:
+    """Greedy tokens/s of `stream_text` after the first token (the decode phase, prefill excluded)."""
+    from birdsdao.language_model.generate import GenerationSettings, stream_text
+
+    settings = GenerationSettings(max_new_tokens=tokens, repetition_penalty=1.2)
+    seconds = count = 0.0
+    for prompt in prompts:
+        pieces = stream_text(model, prompt, settings)
+        next(pieces)
+        started = time.perf_counter()
+        count += sum(1 for _ in pieces)  # a piece is about a token on both engines; counted alike
+        seconds += time.perf_counter() - started
+    return count / seconds
+
+
+def heldout_scores(model, samples: int) -> dict[str, float]:
+    """The bundled prefix's held-out evaluation as `birds ptune --eval-only` generates it (first `samples`
+    records of data/ptune/dev.json, prompt cut to 64 tokens, 96 new, greedy, repetition penalty 1.2)."""
+    from birdsdao.language_model.generate import GenerationSettings, stream_text
+    from birdsdao.language_model.prompts import build_prompt
+    from birdsdao.language_model.ptune import text_scores
+    from birdsdao.language_model.ptune_data import read_examples
+
+    records = read_examples(ROOT / "data" / "ptune" / "dev.json")[0][:samples]
+    predictions = []
+    for example in records:
+        prompt, stops = build_prompt(model.tokenizer, model.family, example.question)
+        text = "".join(stream_text(model, prompt, GenerationSettings(max_new_tokens=96, repetition_penalty=1.2)))
+        for stop in stops:
+            text = text.split(stop)[0]
+        predictions.append(text.strip())
+    return text_scores(predictions, [example.answer for example in records])
+
+
+def engines(rounds: int, samples: int, tokens: int) -> None:
+    import os
+    import statistics
+
+    from birdsdao.language_model.llama_engine import idle_cores, llama_cpp_available
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
+
+    if not llama_cpp_available():
+        raise SystemExit("llama-cpp-python is not installed: pip install 'birdsdao[fast]' (docs/llm.md)")
+    home = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-")))
+    models = home / "models"
+    print(f"BIRDS_HOME {home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          f"(llama.cpp threads now: {idle_cores()})")
+    # warm every cache first: the KB, the converted model, the int8 output layer, the assembled GGUF
+    subprocess.run(["birds", "ask", ASK, "--no-llm"], env={**os.environ, "BIRDS_HOME": str(home)}, check=True,
+                   capture_output=True)
+    for engine in ("transformers", "llama.cpp"):
+        first_token_seconds(home, engine)
+    first = {"transformers": [], "llama.cpp": []}
+    whole = {"transformers": [], "llama.cpp": []}
+    for _ in range(rounds):
+        for engine in first:
+            first[engine].append(first_token_seconds(home, engine))
+            whole[engine].append(first_token_seconds(home, engine, tokens=160))
+    print(f"birds ask '{ASK}' --generate, new process, KB built, {rounds} interleaved runs, seconds to:")
+    for label, runs in (("first token (--max-new-tokens 1)", first), ("the answer (160 tokens at most)", whole)):
+        print(f"  {label}:")
+        for engine, times in runs.items():
+            runs_text = ", ".join(f"{t:.1f}" for t in times)
+            print(f"    {engine:12} median {statistics.median(times):5.1f}  (runs: {runs_text})")
+
+    loaded = {engine: load_answering_model(None, models, prefix=BUNDLED_PREFIX, engine=engine)
+              for engine in ("transformers", "llama.cpp")}
+    from birdsdao.language_model.prompts import build_prompt
+
+    prompts = [build_prompt(loaded["llama.cpp"].tokenizer, "gemma3_text", q)[0] for q, _ in QA]
+    rates = {engine: [] for engine in loaded}
+    for _ in range(rounds):
+        for engine, model in loaded.items():
+            rates[engine].append(decode_rate(model, prompts, tokens))
+    print(f"decode with the bundled prefix, greedy, {tokens} tokens × {len(prompts)} prompts, {rounds} rounds:")
+    for engine, values in rates.items():
+        print(f"  {engine:12} median {statistics.median(values):5.1f} tokens/s")
+    reference = load_answering_model(None, models, prefix=BUNDLED_PREFIX, engine="transformers", fast=False)
+    print(f"bundled prefix, held-out evaluation ({samples} records of data/ptune/dev.json):")
+    print(f"  {'':26} {'BLEU-4':>7} {'ROUGE-1':>8} {'ROUGE-2':>8} {'ROUGE-L':>8}")
+    for label, model in (("transformers float32", reference), ("transformers bf16/int8", loaded["transformers"]),
+                         ("llama.cpp Q4_K_M", loaded["llama.cpp"])):
+        scores = heldout_scores(model, samples)
+        print(f"  {label:26} {scores['bleu-4']:>7.2f} {scores['rouge-1']:>8.2f} {scores['rouge-2']:>8.2f} "
+              f"{scores['rouge-l']:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("speed", "engines"), default="speed")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--ptune-steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return ptune_child(*args.child)
+    if args.part == "engines":
+        return engines(args.rounds, args.samples, args.tokens)
     from birdsdao.language_model.models import load_model
     from birdsdao.language_model.prompts import build_prompt
     from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores

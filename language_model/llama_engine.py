@@ -154,8 +154,11 @@ class LlamaCppModel:
         llama_cpp = require_llama_cpp()
         threads = threads or idle_cores()
         self.name, self.path, self.fingerprint = DEFAULT_MODEL, Path(gguf), fingerprint
-        self.llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_batch=512, n_threads=threads,
-                                     n_threads_batch=threads, verbose=False)
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # llama.cpp logs its cache layout to stderr despite verbose
+            self.llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_batch=512,
+                                         n_threads=threads, n_threads_batch=threads, verbose=False)
         # closed while the interpreter still works: Llama's own __del__ fails during shutdown
         weakref.finalize(self, self.llama.close)
         self._api = llama_cpp

@@ -320,3 +320,15 @@ def test_llama_cpp_streams_pieces_that_stop_at_a_stop_string_across_two_of_them(
 @needs_llama
 def test_the_engine_knows_the_default_models_fingerprint(engines):
     assert engines["llama.cpp", False].fingerprint == engines["transformers", False].fingerprint
+
+
+@pytest.mark.slow
+@needs_llama
+def test_loading_the_engine_prints_nothing_a_user_cannot_act_on(engines, capfd):
+    from birdsdao.language_model.llama_engine import LlamaCppModel
+
+    capfd.readouterr()
+    loaded = engines["llama.cpp", False]
+    LlamaCppModel(loaded.path, fingerprint=loaded.fingerprint)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
