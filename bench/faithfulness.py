@@ -31,13 +31,13 @@ def interleaved(records, limit: int | None):
     """zh and en in turn, so that a run cut short still measures both languages."""
     zh = [record for record in records if record.lang == "zh"]
     en = [record for record in records if record.lang == "en"]
-    mixed = [record for pair in zip(zh, en) for record in pair] + zh[len(en):] + en[len(zh):]
+    mixed = [record for pair in zip(zh, en, strict=False) for record in pair] + zh[len(en):] + en[len(zh):]
     return mixed[:limit] if limit else mixed
 
 
 def run(args) -> None:
-    from birdsdao.knowledge import service
     from birdsdao.assistant.answer import Asker
+    from birdsdao.knowledge import service
     from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
     from birdsdao.knowledge.faithfulness import check
     from birdsdao.knowledge.faithfulness_gold import has_key_fact, read_gold

@@ -125,7 +125,8 @@ def main() -> None:
     report = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "steps": steps}
     failures = []
     with tempfile.TemporaryDirectory() as scratch:
-        for part in (lambda: ptune_steps(Path(scratch), steps), lambda: detector_steps(args.data, Path(scratch), steps)):
+        parts = (lambda: ptune_steps(Path(scratch), steps), lambda: detector_steps(args.data, Path(scratch), steps))
+        for part in parts:
             try:
                 part()
             except Exception as exc:  # record it and go on: device time is short, the other part still tells

@@ -206,9 +206,9 @@ def classifier_bench(work: Path, parts: set[str], photos_per_second: int = 60) -
     import numpy as np
     import torch
 
-    from birdsdao.knowledge.species_cards import read_species_list
     from birdsdao.recognition.backbone import load_backbone
     from birdsdao.recognition.train_classifier import HEADS, extract_features, read_dataset, scores
+    from birdsdao.species_cards import read_species_list
 
     torch.set_num_threads(2)
     source = MINI.parent

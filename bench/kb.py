@@ -99,7 +99,7 @@ def main() -> None:
     from birdsdao.knowledge.builtin import card_documents
     from birdsdao.knowledge.evaluation import CORPUS_DIR, read_gold
     from birdsdao.knowledge.loaders import load_all
-    from birdsdao.knowledge.species_cards import bundled_cards
+    from birdsdao.species_cards import bundled_cards
 
     documents = card_documents(bundled_cards()) + load_all([CORPUS_DIR]).documents
     questions = [q.question for q in read_gold()][: args.queries]

@@ -118,13 +118,13 @@ def load_card(path: Path) -> SpeciesCard:
 
 
 def _check_languages(path: Path, raw: dict) -> None:
-    for field in TEXT_FIELDS:
-        en, zh = raw[field]["en"].strip(), raw[field]["zh"].strip()
+    for name in TEXT_FIELDS:
+        en, zh = raw[name]["en"].strip(), raw[name]["zh"].strip()
         if bool(en) != bool(zh):
             missing = "zh" if en else "en"
-            raise InvalidInputError(f"{path}: field {field}.{missing}: empty while the other language is filled")
+            raise InvalidInputError(f"{path}: field {name}.{missing}: empty while the other language is filled")
         if zh and not _CJK.search(zh):
-            raise InvalidInputError(f"{path}: field {field}.zh: holds no Chinese text")
+            raise InvalidInputError(f"{path}: field {name}.zh: holds no Chinese text")
     kids = raw["for_kids"]
     if len(kids["en"]) != len(kids["zh"]):
         raise InvalidInputError(

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from birdsdao.errors import InvalidInputError
 from birdsdao.data_prep.source import canonical_name
+from birdsdao.errors import InvalidInputError
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The built-in knowledge base `birds` (鸟类百科), made from the bundled species cards.
 
 Each card becomes two documents, Chinese and English; each field of a card is one page whose text
-starts with the bird's names (its aliases too, so an older name still finds it), so a chunk about diet still says whose diet it is. Every chunk carries
-the species' dataset name (`species`), which lets an identified bird fetch its own card first.
+starts with the bird's names (its aliases too, so an older name still finds it), so a chunk about diet still
+says whose diet it is. Every chunk carries the species' dataset name (`species`), which lets an identified
+bird fetch its own card first.
 
 The KB is built on first use and refreshed when the cards change (a digest of the cards is kept
 with it); unchanged cards are not embedded again.

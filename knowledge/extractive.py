@@ -13,8 +13,10 @@ from functools import cache
 from birdsdao.knowledge.lexical import content_words, intent_words, tokenize
 
 QUOTED_LABEL = {
-    "cards": {"zh": "（摘自物种卡片原文，不是生成的回答）", "en": "(Quoted from the species cards, not a generated answer)"},
-    "kb": {"zh": "（摘自知识库原文，不是生成的回答）", "en": "(Quoted from the knowledge base, not a generated answer)"},
+    "cards": {"zh": "（摘自物种卡片原文，不是生成的回答）",
+              "en": "(Quoted from the species cards, not a generated answer)"},
+    "kb": {"zh": "（摘自知识库原文，不是生成的回答）",
+           "en": "(Quoted from the knowledge base, not a generated answer)"},
 }
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|(?<=[.])\s+(?=[A-Z\"“(])")
 _CJK = re.compile(r"[\u4e00-\u9fff]")

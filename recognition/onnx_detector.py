@@ -16,8 +16,8 @@ import numpy as np
 
 from birdsdao.errors import InvalidInputError
 from birdsdao.inputs import WEIGHTS_HINT
-from birdsdao.species_cards import card_names
 from birdsdao.recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
+from birdsdao.species_cards import card_names
 
 PAD_VALUE = 114
 

@@ -112,8 +112,8 @@ def test_identify_opens_the_detector_once_for_many_photos(settings, tmp_path, mo
 
 
 def test_a_refused_description_becomes_the_cards_passages_and_other_answers_stream_unchanged():
-    from birdsdao.assistant.core import passages_not_refusal
     from birdsdao.assistant.answer import Answer
+    from birdsdao.assistant.core import passages_not_refusal
 
     class Hit:
         def __init__(self, text):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from birdsdao.errors import DatasetNotFoundError, InvalidInputError
 from birdsdao.data_prep.source import canonical_name, clean_scientific_name, read_source
+from birdsdao.errors import DatasetNotFoundError, InvalidInputError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from birdsdao.errors import InvalidInputError, UnsupportedUltralyticsVersion, WeightsNotFoundError
 from birdsdao.data_prep import ConvertConfig, convert_dataset
-from tests.conftest import make_tree
+from birdsdao.errors import InvalidInputError, UnsupportedUltralyticsVersion, WeightsNotFoundError
 from birdsdao.training.sparsity import l1_lambda
 from birdsdao.training.train import TrainConfig, train_detector
+from tests.conftest import make_tree
 
 pytestmark = pytest.mark.slow
 # Strong, fast settings so that three tiny epochs move γ visibly: no warm-up (it holds the BN learning rate

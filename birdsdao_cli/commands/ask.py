@@ -71,8 +71,8 @@ def ask(
       birds ask --no-kb
     """
     from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
-    from birdsdao.errors import InvalidInputError
     from birdsdao.assistant.answer import question_language
+    from birdsdao.errors import InvalidInputError
     from birdsdao.language_model.generate import GenerationSettings
 
     if question is None and json_out:
