@@ -121,8 +121,9 @@ def test_chat_keeps_history_and_grounded_answers_show_sources(ui_env):
     conversation = at.session_state["conversations"]["birds"]
     roles = [message["role"] for message in conversation["messages"]]
     assert roles == ["user", "assistant", "user", "assistant"]
-    assert conversation["messages"][1]["mode"] == "grounded"
-    assert [q for q, _ in conversation["asker"].history] == ["家朱雀吃什么？", "它们生活在哪里？"]
+    # the tiny model writes nonsense: the guard may show the passages instead, both grounded on the cards
+    assert conversation["messages"][1]["mode"] in {"grounded", "guarded"}
+    assert [q for q, _ in conversation["history"]] == ["家朱雀吃什么？", "它们生活在哪里？"]
     assert len(at.chat_message) == 4
     assert any("house-finch.yaml#zh" in caption for caption in texts(at.caption))
 
@@ -131,7 +132,7 @@ def test_chat_keeps_history_and_grounded_answers_show_sources(ui_env):
     assert at.session_state["conversations"][""]["messages"][1]["mode"] == "plain"
     at.button[0].click().run()  # clear
     assert at.session_state["conversations"][""]["messages"] == []
-    assert at.session_state["conversations"][""]["asker"].history == []
+    assert at.session_state["conversations"][""]["history"] == []
 
 
 def test_knowledge_base_create_upload_remove_delete(ui_env, ui_home):

@@ -118,12 +118,15 @@ def answering_model():
         return None, t("no_llm_mode")
     helper = assistant()
     _, lock = _loaded()
-    with lock:
-        if not helper.model_loaded:
-            with st.status(t("loading_model"), expanded=False) as status:
-                helper.model(required=False)
-                status.update(state="complete")
-    return helper.model(required=False), helper.model_problem
+    try:
+        with lock:
+            if not helper.model_loaded:
+                with st.status(t("loading_model"), expanded=False) as status:
+                    helper.model(required=False)
+                    status.update(state="complete")
+        return helper.model(required=False), helper.model_problem
+    except BirdsError as exc:  # a model folder or prefix that is not there: the page says so and stays usable
+        return None, str(exc)
 
 
 def prepare_kb(name: str) -> None:

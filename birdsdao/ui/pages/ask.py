@@ -74,17 +74,17 @@ with guarded():
     if question:
         with st.chat_message("user"):
             st.markdown(question)
-        conversation["messages"].append({"role": "user", "content": question})
         kb = None if source == PLAIN else source
         problem = problem_before_answering(question, kb)
         with st.chat_message("assistant"):
             if problem:
                 st.error(problem)
-                conversation["messages"].pop()
             else:
                 reply = assistant().ask(question, conversation["history"], kb=kb)
                 st.write_stream(reply)
                 answer = reply.answer
                 show_sources(answer.hits)
-                conversation["messages"].append({"role": "assistant", "content": answer.text, "hits": answer.hits,
-                                                 "mode": answer.mode})
+                # only a finished round is kept: a failure leaves the chat as it was
+                conversation["messages"] += [{"role": "user", "content": question},
+                                             {"role": "assistant", "content": answer.text, "hits": answer.hits,
+                                              "mode": answer.mode}]
