@@ -14,7 +14,7 @@ from pathlib import Path
 
 from birdsdao.errors import InvalidInputError
 from birdsdao.knowledge.embeddings import PACKAGED_MODELS, Embedder
-from birdsdao.knowledge.loaders import load_all
+from birdsdao.knowledge.loaders import SUFFIXES, load_all
 from birdsdao.knowledge.retrieval import Hit, Method, search
 from birdsdao.knowledge.store import (
     DEFAULT_CHUNK_OVERLAP,
@@ -126,10 +126,25 @@ def add(address: StoreAddress, name: str, paths: list[Path], embedding_model: st
         progress: Progress | None = None, extra_metadata=None) -> AddResult:
     _refuse_builtin(name, "take other documents")
     report = load_all(paths)  # read (and report unreadable files) before taking the lock
+    with address.open() as store:
+        store.get(name)  # an unknown KB is said before anything about the files
+    _refuse_nothing_readable(paths, report)
     model = embedder_for(address, name, embedding_model)
     with address.open() as store:
         kb = store.get(name)
         return kb.add_documents(report, model, progress=progress, extra_metadata=extra_metadata)
+
+
+def _refuse_nothing_readable(paths: list[Path], report) -> None:
+    """Unreadable files among readable ones are listed and skipped; when none can be read, it is an error."""
+    if report.documents:
+        return
+    hint = f"birds kb add reads {', '.join(sorted(SUFFIXES))} files with text in them"
+    if not report.skipped:
+        raise InvalidInputError(f"{', '.join(map(str, paths))}: no files in it", hint=hint)
+    first = report.skipped[0]
+    more = f" (and {len(report.skipped) - 1} more unreadable files)" if len(report.skipped) > 1 else ""
+    raise InvalidInputError(f"{first['path']}: {first['reason']}{more}", hint=hint)
 
 
 def remove(address: StoreAddress, name: str, document: str) -> DocumentInfo:

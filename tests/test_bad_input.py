@@ -103,6 +103,12 @@ class Inputs:
         blocker.write_text("not a folder")
         return blocker / name, blocker
 
+    def kb(self, name: str) -> str:
+        """A knowledge base, made with the CLI in this test's BIRDS_HOME."""
+        made = runner.invoke(app, ["kb", "create", name])
+        assert made.exit_code == 0, made.output
+        return name
+
     def data_yaml(self, *, labels: bool = True) -> Path:
         """A one-image detection dataset (valid, or without its label files)."""
         root = self.real / "dataset"
@@ -370,6 +376,10 @@ CASES: dict[tuple[str, ...], dict[str, Case]] = {
         "missing document": lambda i: Run(["kb", "add", "notes", str(i.missing("notes.md"))], i.missing("notes.md"),
                                           [i.out]),
         "unwritable home": lambda i: home_blocked_case(["kb", "add", "notes", str(i.alpaca())])(i),
+        "only unreadable documents": lambda i: Run(["kb", "add", i.kb("notes"), str(i.noise("notes.pdf")),
+                                                    str(i.photo())], i.at("notes.pdf"), [i.out]),
+        "empty folder of documents": lambda i: Run(["kb", "add", i.kb("notes"), str(i.folder("empty notes"))],
+                                                   i.at("empty notes"), [i.out]),
     },
     ("kb", "rebuild"): {"missing kb": missing_kb_case(lambda i, name: ["kb", "rebuild", name])},
     ("kb", "remove"): {"missing kb": missing_kb_case(lambda i, name: ["kb", "remove", name, "notes.md"])},
