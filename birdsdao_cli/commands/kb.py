@@ -151,8 +151,8 @@ def add(
 ) -> None:
     """Add documents (txt, md, pdf, docx, html, csv, json); re-adding an edited file replaces its chunks.
 
-    Unchanged files are left alone; unreadable files are listed and skipped (none readable: an error). A document is known by its
-    full path, so two notes.md in different folders are two documents.
+    Unchanged files are left alone; unreadable files are listed and skipped (none readable: an error).
+    A document is known by its full path, so two notes.md in different folders are two documents.
 
     Example: birds kb add 鸟类百科 ~/birding/notes ~/birding/checklist.pdf
     """
