@@ -192,6 +192,48 @@ def bundled_cards() -> dict[str, SpeciesCard]:
     return load_cards(CARDS_DIR, read_species_list())
 
 
+FIELD_TITLES = {
+    "zh": {"size": "体型", "distribution": "分布", "habitat": "栖息地", "diet": "食性", "behaviour": "习性与鸣声",
+           "breeding": "繁殖", "similar": "相似种辨别", "conservation": "保护现状", "for_kids": "趣味知识"},
+    "en": {"size": "size", "distribution": "range", "habitat": "habitat", "diet": "diet",
+           "behaviour": "behaviour and voice", "breeding": "breeding", "similar": "telling it apart",
+           "conservation": "conservation", "for_kids": "fun facts"},
+}
+IUCN_WORDS = {
+    "zh": {"LC": "无危", "NT": "近危", "VU": "易危", "EN": "濒危", "CR": "极危", "EW": "野外灭绝", "EX": "灭绝",
+           "DD": "数据缺乏", "NE": "未评估"},
+    "en": {"LC": "Least Concern", "NT": "Near Threatened", "VU": "Vulnerable", "EN": "Endangered",
+           "CR": "Critically Endangered", "EW": "Extinct in the Wild", "EX": "Extinct", "DD": "Data Deficient",
+           "NE": "Not Evaluated"},
+}
+
+
+def card_page_texts(card: SpeciesCard, lang: str) -> list[str]:
+    """A card as the built-in KB's pages: an overview, then one page per filled field, each opening with the
+    bird's names (aliases too) so that a chunk about diet still says whose diet it is."""
+    if lang == "zh":
+        also = "、".join(card.aliases["zh"] + card.aliases["en"])
+        title = f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
+        overview = (f"{title}，数据集名称 {card.dataset_name}，属于{card.texts['order']['zh']}"
+                    f"{card.texts['family']['zh']}。学名 {card.scientific_name}。")
+        if card.iucn:
+            overview += f"IUCN 红色名录等级：{IUCN_WORDS['zh'][card.iucn]}（{card.iucn}）。"
+    else:
+        also = ", ".join(card.aliases["en"] + card.aliases["zh"])
+        title = f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
+        overview = (f"{title}, called {card.dataset_name} in the dataset; order {card.texts['order']['en']}, "
+                    f"family {card.texts['family']['en']}. Its scientific name is {card.scientific_name}.")
+        if card.iucn:
+            overview += f" IUCN Red List: {IUCN_WORDS['en'][card.iucn]} ({card.iucn})."
+    pages = [overview]
+    separator = "：" if lang == "zh" else ": "
+    for name, heading in FIELD_TITLES[lang].items():
+        text = " ".join(card.for_kids[lang]) if name == "for_kids" else card.texts[name][lang]
+        if text:
+            pages.append(f"{title} {heading}{separator}{text}")
+    return pages
+
+
 def _main(paths: list[str]) -> int:
     failed = 0
     for name in paths:

@@ -17,29 +17,13 @@ from pathlib import Path
 
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
 from birdsdao.knowledge.store import AddResult
-from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards
+from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards, card_page_texts
 
 BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
 BUILTIN_DESCRIPTION = "Built-in: birdsdao's species cards for the 161 species of the bundled detector (zh + en)"
 
-FIELD_TITLES = {
-    "zh": {"size": "体型", "distribution": "分布", "habitat": "栖息地", "diet": "食性", "behaviour": "习性与鸣声",
-           "breeding": "繁殖", "similar": "相似种辨别", "conservation": "保护现状", "for_kids": "趣味知识"},
-    "en": {"size": "size", "distribution": "range", "habitat": "habitat", "diet": "diet",
-           "behaviour": "behaviour and voice", "breeding": "breeding", "similar": "telling it apart",
-           "conservation": "conservation", "for_kids": "fun facts"},
-}
-IUCN_WORDS = {
-    "zh": {"LC": "无危", "NT": "近危", "VU": "易危", "EN": "濒危", "CR": "极危", "EW": "野外灭绝", "EX": "灭绝",
-           "DD": "数据缺乏", "NE": "未评估"},
-    "en": {"LC": "Least Concern", "NT": "Near Threatened", "VU": "Vulnerable", "EN": "Endangered",
-           "CR": "Critically Endangered", "EW": "Extinct in the Wild", "EX": "Extinct", "DD": "Data Deficient",
-           "NE": "Not Evaluated"},
-}
-
-
-# changes when card_pages writes the pages differently, so that built-in KBs made before rebuild themselves
+# changes when card_page_texts writes the pages differently, so that built-in KBs made before rebuild themselves
 PAGES_VERSION = "2"
 
 
@@ -49,30 +33,7 @@ def is_builtin(name: str) -> bool:
 
 def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
     """One page per filled field, each opening with the bird's names."""
-    if lang == "zh":
-        also = "、".join(card.aliases["zh"] + card.aliases["en"])
-        title = f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
-        overview = (f"{title}，数据集名称 {card.dataset_name}，属于{card.texts['order']['zh']}"
-                    f"{card.texts['family']['zh']}。学名 {card.scientific_name}。")
-        if card.iucn:
-            overview += f"IUCN 红色名录等级：{IUCN_WORDS['zh'][card.iucn]}（{card.iucn}）。"
-    else:
-        also = ", ".join(card.aliases["en"] + card.aliases["zh"])
-        title = f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
-        overview = (f"{title}, called {card.dataset_name} in the dataset; order {card.texts['order']['en']}, "
-                    f"family {card.texts['family']['en']}. Its scientific name is {card.scientific_name}.")
-        if card.iucn:
-            overview += f" IUCN Red List: {IUCN_WORDS['en'][card.iucn]} ({card.iucn})."
-    pages = [Page(overview, 1)]
-    separator = "：" if lang == "zh" else ": "
-    for field, heading in FIELD_TITLES[lang].items():
-        if field == "for_kids":
-            text = " ".join(card.for_kids[lang])
-        else:
-            text = card.texts[field][lang]
-        if text:
-            pages.append(Page(f"{title} {heading}{separator}{text}", len(pages) + 1))
-    return pages
+    return [Page(text, number) for number, text in enumerate(card_page_texts(card, lang), start=1)]
 
 
 def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:

@@ -51,7 +51,7 @@ def bird_name(hit, lang: str) -> str:
 @cache
 def _card_heading() -> re.Pattern:
     """A card page's opening: the bird's names, then the field's heading ("西紫水鸡（…） 食性：")."""
-    from birdsdao.knowledge.builtin import FIELD_TITLES
+    from birdsdao.species_cards import FIELD_TITLES
 
     headings = sorted({title for titles in FIELD_TITLES.values() for title in titles.values()}, key=len, reverse=True)
     return re.compile(r"^.{1,160}?[）)]\s*(" + "|".join(map(re.escape, headings)) + r")\s*[：:]\s*")

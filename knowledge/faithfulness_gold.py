@@ -46,8 +46,8 @@ class GoldAnswer:
 
 def key_fact(card, kind: str, lang: str) -> tuple[str, ...] | None:
     """What a right answer to `kind` must hold, from the card's own text; None when the card cannot say."""
-    from birdsdao.knowledge.builtin import IUCN_WORDS
     from birdsdao.knowledge.faithfulness import MEASURES, normalise, numbers, places
+    from birdsdao.species_cards import IUCN_WORDS
 
     if kind == "size":
         lengths = [(value, unit) for _, value, unit in numbers(normalise(card.texts["size"][lang]))

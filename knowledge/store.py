@@ -26,13 +26,11 @@ from birdsdao.errors import BirdsError, InvalidInputError
 from birdsdao.knowledge.embeddings import EmbeddingModelId
 from birdsdao.knowledge.lexical import tokenize
 from birdsdao.knowledge.loaders import Document, LoadReport
-from birdsdao.knowledge.splitter import chunk_id, split_text
+from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_id, split_text
 
 MARKER = "birdsdao_kb"  # set on every collection birdsdao made; other collections are left alone
 LOCK_NAME = ".birds-kb.lock"
 LOCK_TIMEOUT_S = 600
-DEFAULT_CHUNK_SIZE = 250
-DEFAULT_CHUNK_OVERLAP = 50
 _SAFE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]")
 
 Progress = Callable[[int, int], None]

@@ -12,7 +12,7 @@ the same questions:
   (of the same bird, or now and then of another bird, as retrieval does), answered by the card's fact;
 * no answer: a question whose passage is missing, answered by the prompt's own refusal sentence.
 
-Passages are made as the built-in KB makes them (`birdsdao.knowledge.builtin.card_pages`, split into chunks of the
+Passages are made as the built-in KB makes them (`birdsdao.species_cards.card_page_texts`, split into chunks of the
 KB's size), so their text is what retrieval returns. A share of the plain records (bare questions) is
 kept so that `birds ask` without a knowledge base still gets the tuned format. Every choice is a hash of
 the species and the question's kind: the set is the same on every run. Species held out of the plain set
@@ -26,9 +26,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from birdsdao.knowledge.builtin import FIELD_TITLES, IUCN_WORDS, card_pages
-from birdsdao.knowledge.splitter import split_text
-from birdsdao.knowledge.store import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from birdsdao.language_model.tuning_set import (
     ANSWERS,
     DEFAULT_FOLDER,
@@ -42,7 +39,8 @@ from birdsdao.language_model.tuning_set import (
     write_split,
 )
 from birdsdao.prompts import CANNOT_ANSWER, grounded_question
-from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards
+from birdsdao.species_cards import FIELD_TITLES, IUCN_WORDS, LANGUAGES, SpeciesCard, bundled_cards, card_page_texts
+from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_text
 
 GROUNDED_FOLDER = DEFAULT_FOLDER / "grounded"
 PASSAGES = 3  # what `birds ask` and `identify` retrieve (k=3)
@@ -62,9 +60,9 @@ _LABELS = {"zh": {**FIELD_TITLES["zh"], "for_kids": "有趣的是"},
 def card_passages(card: SpeciesCard, lang: str) -> dict[str, list[str]]:
     """The card's pages by field ("overview" first), each as the KB's chunks of it."""
     fields = ["overview"] + [field for field in FIELD_TITLES[lang] if _field_text(card, field, lang)]
-    pages = card_pages(card, lang)
-    assert len(pages) == len(fields), "card_pages and FIELD_TITLES disagree on a card's fields"
-    return {field: [chunk.text for chunk in split_text(page.text, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_OVERLAP)]
+    pages = card_page_texts(card, lang)
+    assert len(pages) == len(fields), "card_page_texts and FIELD_TITLES disagree on a card's fields"
+    return {field: [chunk.text for chunk in split_text(page, DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_OVERLAP)]
             for field, page in zip(fields, pages, strict=True)}
 
 

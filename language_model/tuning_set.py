@@ -21,8 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from birdsdao.knowledge.builtin import IUCN_WORDS
-from birdsdao.species_cards import BUNDLED_DATA, SpeciesCard, bundled_cards
+from birdsdao.species_cards import BUNDLED_DATA, IUCN_WORDS, SpeciesCard, bundled_cards
 
 DEFAULT_FOLDER = BUNDLED_DATA / "ptune"
 DEV_SHARE_IN_TEN = 1  # species whose name hashes to 0 (mod 10) are held out for validation

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from birdsdao.knowledge.loaders import UnreadableDocument, collect_files, load_all, load_document
-from birdsdao.knowledge.splitter import chunk_id, sentences, split_text
+from birdsdao.text_splitter import chunk_id, sentences, split_text
 
 CRANE_ZH = "丹顶鹤是大型涉禽，头顶有红色的皮肤。它们在湿地生活，吃鱼、虾和水草！冬天飞到南方越冬。"
 CRANE_EN = "The red-crowned crane is a large wading bird. It winters in the south."

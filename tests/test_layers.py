@@ -85,3 +85,12 @@ def test_only_the_adapter_imports_ultralytics():
                    if any(line.strip().startswith(("import ultralytics", "from ultralytics"))
                           for line in path.read_text(encoding="utf-8").splitlines()))
     assert users == ["training/ultralytics_adapter.py"]
+
+
+def test_the_tuning_set_builders_import_only_the_ground():
+    """They turn species cards into training records; a KB, a model or a detector has no part in that."""
+    builders = {"birdsdao.language_model.tuning_set", "birdsdao.language_model.grounded_set"}
+    found = modules()
+    for builder in builders:
+        above = {name for name in imports(found[builder]) if layer_of(name) != "ground" and name not in builders}
+        assert above == set(), builder

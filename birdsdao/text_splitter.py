@@ -13,6 +13,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+# a KB's chunks unless made otherwise; the grounded tuning set cuts its passages the same way
+DEFAULT_CHUNK_SIZE = 250
+DEFAULT_CHUNK_OVERLAP = 50
+
 # a sentence ends after Chinese 。！？；… or after English .!?; followed by space, or at a line break
 _SENTENCE_END = re.compile(r"(?<=[。！？；…])|(?<=[.!?;])(?=\s)|\n+")
 
@@ -42,7 +46,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def split_text(text: str, size: int = 250, overlap: int = 50) -> list[Chunk]:
+def split_text(text: str, size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_CHUNK_OVERLAP) -> list[Chunk]:
     if size < 1 or not 0 <= overlap < size:
         raise ValueError("chunk size must be positive and the overlap smaller than it")
     pieces: list[tuple[int, int]] = []
