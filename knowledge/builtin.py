@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from birdsdao.knowledge.card_vectors import stored_vectors
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
 from birdsdao.knowledge.store import AddResult
 from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards, card_page_texts
@@ -39,6 +40,17 @@ def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
 def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
     return [Document(path=Path(f"{card.path}#{lang}"), pages=card_pages(card, lang))
             for card in cards.values() for lang in LANGUAGES]
+
+
+def card_chunk_texts(chunk_size: int | None = None, chunk_overlap: int | None = None) -> list[str]:
+    """Every chunk text of the built-in KB, as the KB cuts the cards' pages (each once, in order)."""
+    from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_text
+
+    size = chunk_size or DEFAULT_CHUNK_SIZE
+    overlap = DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap
+    texts = [chunk.text for document in card_documents(bundled_cards()) for page in document.pages
+             for chunk in split_text(page.text, size, overlap)]
+    return list(dict.fromkeys(texts))
 
 
 def cards_digest() -> str:
@@ -83,7 +95,8 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
             kb = store.get(BUILTIN_NAME)
         by_path = {str(card.path.resolve()): card for card in cards.values()}
         result = kb.add_documents(LoadReport(documents=card_documents(cards)), model, progress=progress,
-                         extra_metadata=lambda document: _metadata(by_path, document))
+                                  extra_metadata=lambda document: _metadata(by_path, document),
+                                  known_vectors=stored_vectors(model))
         stale = {doc.source for doc in kb.documents()} - {str(d.path.resolve()) for d in card_documents(cards)}
         for source in stale:  # a card that no longer exists
             kb.remove_document(source)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,12 +128,22 @@ class Embedder:
             return text
         return " ".join(_CJK_RUN.sub(" ", text).split())
 
-    def embed_documents(self, texts: Sequence[str], batch_size: int = 32,
-                        progress: Progress | None = None) -> list[list[float]]:
-        """Unit-length vectors, in the order of `texts`. Texts go through in order of length, so that a batch
-        pads little (a 250-character Chinese chunk is ~250 tokens, an English one ~60)."""
-        order = sorted(range(len(texts)), key=lambda i: len(self.readable(texts[i])))
+    def embed_documents(self, texts: Sequence[str], batch_size: int = 32, progress: Progress | None = None,
+                        known: Mapping[str, list[float]] | None = None) -> list[list[float]]:
+        """Unit-length vectors, in the order of `texts`. `known` holds vectors this very model made before, by
+        `card_vectors.text_key` of the text: those are taken, not computed. The rest go through in order of
+        length, so that a batch pads little (a 250-character Chinese chunk is ~250 tokens, an English one ~60)."""
+        from birdsdao.knowledge.card_vectors import text_key
+
         vectors: list[list[float] | None] = [None] * len(texts)
+        if known:
+            for i, text in enumerate(texts):
+                vectors[i] = known.get(text_key(text))
+        order = sorted((i for i in range(len(texts)) if vectors[i] is None),
+                       key=lambda i: len(self.readable(texts[i])))
+        reused = len(texts) - len(order)
+        if progress and reused:
+            progress(reused, len(texts))
         step = batch_size * 8  # progress in slices of a few batches
         for start in range(0, len(order), step):
             part = order[start:start + step]
@@ -142,7 +152,7 @@ class Embedder:
             for i, vector in zip(part, encoded.tolist(), strict=True):
                 vectors[i] = vector
             if progress:
-                progress(min(start + step, len(order)), len(order))
+                progress(reused + min(start + step, len(order)), len(texts))
         return vectors
 
     def embed_query(self, text: str) -> list[float] | None:

@@ -217,9 +217,10 @@ class KnowledgeBase:
     # --- writing (the caller holds the store's write lock) ---
 
     def add_documents(self, report: LoadReport, embedder, progress: Progress | None = None,
-                      extra_metadata: Callable[[Document], dict] | None = None, force: bool = False) -> AddResult:
+                      extra_metadata: Callable[[Document], dict] | None = None, force: bool = False,
+                      known_vectors=None) -> AddResult:
         """Add or refresh documents; an unchanged document is left as it is (unless `force`: embedded again),
-        a changed one is replaced whole."""
+        a changed one is replaced whole. `known_vectors`: see `Embedder.embed_documents`."""
         self.check_embedding_model(embedder.id)
         result = AddResult(skipped=list(report.skipped))
         planned: list[tuple[Document, str, str, list[dict], list[str], list[str]]] = []
@@ -239,7 +240,7 @@ class KnowledgeBase:
             planned.append((document, source, doc_id, metas, ids, texts))
         all_texts = [text for *_, texts in planned for text in texts]
         # embed everything first: a failure here leaves the KB exactly as it was
-        all_embeddings = embedder.embed_documents(all_texts, progress=progress)
+        all_embeddings = embedder.embed_documents(all_texts, progress=progress, known=known_vectors)
         for _, _, doc_id, *_ in planned:
             self.collection.delete(where={"doc_id": doc_id})
         # then write in large batches: each call to Chroma costs ~80 ms, however few rows it carries
