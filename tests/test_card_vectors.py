@@ -50,7 +50,8 @@ def test_the_shipped_vectors_are_what_the_model_gives_now(e5):
 def test_known_vectors_are_taken_and_only_the_rest_embedded(e5, counted):
     first = e5.embed_documents(["丹顶鹤吃鱼和虾。"])[0]
     counted.clear()
-    vectors = e5.embed_documents(["丹顶鹤吃鱼和虾。", "The crane eats fish."], known={text_key("丹顶鹤吃鱼和虾。"): first})
+    known = {text_key("丹顶鹤吃鱼和虾。"): first}
+    vectors = e5.embed_documents(["丹顶鹤吃鱼和虾。", "The crane eats fish."], known=known)
     assert counted == ["The crane eats fish."]
     assert vectors[0] == first and len(vectors[1]) == e5.dimension
 
