@@ -6,7 +6,15 @@ import shutil
 import pytest
 
 from birdsdao.errors import InvalidInputError
-from birdsdao.species_cards import CARDS_DIR, bundled_cards, card_slug, load_card, load_cards, read_species_list
+from birdsdao.species_cards import (
+    CARDS_DIR,
+    bundled_cards,
+    card_names,
+    card_slug,
+    load_card,
+    load_cards,
+    read_species_list,
+)
 from tests.conftest import shared_data
 
 
@@ -146,3 +154,14 @@ def test_a_card_may_not_give_an_english_alias_as_a_chinese_one(card_copy):
                          encoding="utf-8")
     with pytest.raises(InvalidInputError, match="field aliases.zh.0"):
         load_card(card_copy)
+
+
+def test_card_names_are_read_once_and_callers_get_their_own_copy(tmp_path):
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    shutil.copy(CARDS_DIR / "house-finch.yaml", folder)
+    names = card_names(folder)
+    assert names == {"HOUSE FINCH": ("House Finch", "家朱雀")}
+    names.clear()  # a caller that changes its dict changes nobody else's
+    assert card_names(folder) == {"HOUSE FINCH": ("House Finch", "家朱雀")}
+    assert card_names()["HOUSE FINCH"] == ("House Finch", "家朱雀") and len(card_names()) >= 161
