@@ -112,14 +112,13 @@ class OnnxClassifier:
     def __init__(self, info: ClassifierInfo, threads: int | None = None):
         import onnxruntime
 
+        from birdsdao.recognition.ort_options import session_options
+
         self.info = info
         read_head(info)  # a damaged or foreign head means a damaged folder, even though the graph has a copy
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = onnxruntime.InferenceSession(str(info.onnx), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(info.onnx), session_options(threads),
+                                                        providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for unreadable graphs
             raise InvalidInputError(f"{info.onnx}: not a readable ONNX model ({type(exc).__name__})",
                                     hint="write the folder again with train-classifier") from None

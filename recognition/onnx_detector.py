@@ -17,6 +17,7 @@ import numpy as np
 from birdsdao.errors import InvalidInputError
 from birdsdao.inputs import WEIGHTS_HINT
 from birdsdao.recognition.detector import CANDIDATE_FLOOR, Bird, group_boxes, make_bird
+from birdsdao.recognition.ort_options import session_options
 from birdsdao.species_cards import card_names
 
 PAD_VALUE = 114
@@ -29,10 +30,9 @@ class OnnxDetector:
         import onnxruntime
 
         self.path = Path(path)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
         try:
-            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(self.path), session_options(),
+                                                        providers=["CPUExecutionProvider"])
             metadata = self.session.get_modelmeta().custom_metadata_map
             self.names: dict[int, str] = ast.literal_eval(metadata.get("names", "{}"))
             exported = ast.literal_eval(metadata.get("imgsz", "[640, 640]"))
