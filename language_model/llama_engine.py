@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,13 +65,32 @@ def require_llama_cpp():
     return llama_cpp
 
 
-def idle_cores() -> int:
-    """Threads for llama.cpp: the cores other work leaves idle (load average), at least one.
+def idle_cores(samples: int = 5) -> int:
+    """Threads for llama.cpp: the cores other work leaves idle now, at least one.
 
     llama.cpp's threads wait for each other by spinning; when another process holds one of them, every
-    step waits out a time slice: on 2 busy cores, 2 threads decoded 10× slower than 1 (docs/llm.md)."""
+    step waits out a time slice: on 2 busy cores, 2 threads decoded 10× slower than 1 (docs/llm.md).
+    "Now" is the kernel's count of runnable threads, sampled over ~20 ms, less this one. The load average
+    would count the last minute, this very process included: `birds ask` run twice in a row on a quiet
+    machine saw load 1.1 and got one thread of two."""
     cores = len(os.sched_getaffinity(0))
-    return max(1, min(cores, round(cores - os.getloadavg()[0])))
+    return max(1, min(cores, cores - busy_elsewhere(samples)))
+
+
+def busy_elsewhere(samples: int = 5) -> int:
+    """Median number of runnable threads other than the caller (Linux /proc/stat); elsewhere the load average."""
+    counts = []
+    for _ in range(samples):
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return round(os.getloadavg()[0])
+        running = next((int(line.split()[1]) for line in stat.splitlines() if line.startswith("procs_running")), None)
+        if running is None:
+            return round(os.getloadavg()[0])
+        counts.append(max(0, running - 1))
+        time.sleep(0.004)
+    return sorted(counts)[len(counts) // 2]
 
 
 def default_gguf(models_dir: Path, progress: Progress | None = None) -> Path:

@@ -1,8 +1,11 @@
 """The llama.cpp engine ([fast] extra): which engine runs, its KV-state codec, its decoding rules, streaming, its
 agreement with transformers + peft with and without the prefix; and the transformers path's on-disk CPU cache."""
 
+import os
 import struct
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,13 +13,33 @@ import pytest
 from birdsdao.errors import InvalidInputError, MissingDependencyError
 from birdsdao.language_model.generate import GenerationSettings, stream_text
 from birdsdao.language_model.kv_state import StateFormatError, prefix_rows, read_state, write_state
-from birdsdao.language_model.llama_engine import _Chooser, _whole_characters, banned_by_ngrams, llama_cpp_available
+from birdsdao.language_model.llama_engine import (
+    _Chooser,
+    _whole_characters,
+    banned_by_ngrams,
+    busy_elsewhere,
+    idle_cores,
+    llama_cpp_available,
+)
 from birdsdao.language_model.models import load_model
 from birdsdao.language_model.prompts import build_prompt
 from birdsdao.language_model.runtime import BUNDLED_PREFIX, choose_engine
 
 needs_llama = pytest.mark.skipif(not llama_cpp_available(),
                                  reason="llama-cpp-python is not installed (pip install 'birdsdao[fast]')")
+
+
+# -- how many threads ---------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="counts runnable threads in Linux's /proc/stat")
+def test_llama_cpp_leaves_a_core_to_a_process_that_is_busy_now():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_elsewhere() >= 1
+        assert 1 <= idle_cores() <= max(1, len(os.sched_getaffinity(0)) - 1)
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 # -- which engine --------------------------------------------------------------------------------------------------
