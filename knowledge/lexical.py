@@ -77,10 +77,10 @@ def tokenize(text: str) -> list[str]:
 
 def _words(text: str, search_mode: bool) -> list[str]:
     """Chinese runs cut by jieba (search mode: long words and their parts), English words stemmed."""
-    cut = _jieba().cut_for_search if search_mode else _jieba().lcut
     words: list[str] = []
     for run in _WORD.findall(text.lower()):
-        if run[0] >= "\u3400":
+        if run[0] >= "\u3400":  # jieba only when there is Chinese: loading its dictionary costs 0.8 s
+            cut = _jieba().cut_for_search if search_mode else _jieba().lcut
             words += [word for word in cut(run) if word not in _STOPWORDS]
         elif run not in _STOPWORDS:
             words.append(_stem(run))
