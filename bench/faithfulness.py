@@ -73,7 +73,12 @@ def run(args) -> None:
         extract = Asker(retrieve=lambda _q, h=hits: h, style="extract")
         answer, stream = extract.ask(record.question)
         "".join(stream)
-        row["extractive"] = _scores(answer.text, passages, record, check, has_key_fact) | {"text": answer.text}
+        # the extractive answer is scored as what it claims: its quoted lines (not the label saying they are
+        # quotes), whose "Name:" comes from the card each passage belongs to (a chunk cut from the middle of a
+        # card page may not repeat the name in its text)
+        quoted = _without_label(answer.text)
+        row["extractive"] = _scores(quoted, passages + _card_names_of(hits), record, check, has_key_fact) \
+            | {"text": answer.text}
         if model is not None:
             asker = Asker(retrieve=lambda _q, h=hits: h, model=model, settings=settings, style="generate")
             started = time.perf_counter()
@@ -88,6 +93,22 @@ def run(args) -> None:
         out.flush()
         print(f"{number}/{len(gold)} {record.qid}", file=sys.stderr, flush=True)
     out.close()
+
+
+def _without_label(text: str) -> str:
+    from birdsdao.knowledge.extractive import QUOTED_LABEL
+
+    labels = {label for by_lang in QUOTED_LABEL.values() for label in by_lang.values()}
+    first, _, rest = text.partition("\n")
+    return rest if first in labels else text
+
+
+def _card_names_of(hits) -> list[str]:
+    from birdsdao.species_cards import card_names
+
+    names = card_names()
+    return [" ".join(names.get(species, ())) for species in
+            {hit.metadata.get("species") for hit in hits if hit.relevant and hit.metadata.get("species")}]
 
 
 def _scores(text: str, passages: list[str], record, check, has_key_fact) -> dict:
