@@ -214,19 +214,25 @@ IUCN_WORDS = {
 }
 
 
+def card_title(card: SpeciesCard, lang: str) -> str:
+    """The bird's names as every page of its card opens: 家朱雀（House Finch，Haemorhous mexicanus）."""
+    if lang == "zh":
+        also = "、".join(card.aliases["zh"] + card.aliases["en"])
+        return f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
+    also = ", ".join(card.aliases["en"] + card.aliases["zh"])
+    return f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
+
+
 def card_page_texts(card: SpeciesCard, lang: str) -> list[str]:
     """A card as the built-in KB's pages: an overview, then one page per filled field, each opening with the
     bird's names (aliases too) so that a chunk about diet still says whose diet it is."""
+    title = card_title(card, lang)
     if lang == "zh":
-        also = "、".join(card.aliases["zh"] + card.aliases["en"])
-        title = f"{card.chinese_name}（{f'又名{also}；' if also else ''}{card.english_name}，{card.scientific_name}）"
         overview = (f"{title}，数据集名称 {card.dataset_name}，属于{card.texts['order']['zh']}"
                     f"{card.texts['family']['zh']}。学名 {card.scientific_name}。")
         if card.iucn:
             overview += f"IUCN 红色名录等级：{IUCN_WORDS['zh'][card.iucn]}（{card.iucn}）。"
     else:
-        also = ", ".join(card.aliases["en"] + card.aliases["zh"])
-        title = f"{card.english_name} ({f'also {also}; ' if also else ''}{card.chinese_name}, {card.scientific_name})"
         overview = (f"{title}, called {card.dataset_name} in the dataset; order {card.texts['order']['en']}, "
                     f"family {card.texts['family']['en']}. Its scientific name is {card.scientific_name}.")
         if card.iucn:

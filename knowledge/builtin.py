@@ -18,14 +18,14 @@ from pathlib import Path
 from birdsdao.knowledge.card_vectors import stored_vectors
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
 from birdsdao.knowledge.store import AddResult
-from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards, card_page_texts
+from birdsdao.species_cards import LANGUAGES, SpeciesCard, bundled_cards, card_page_texts, card_title
 
 BUILTIN_NAME = "birds"
 BUILTIN_DISPLAY_NAME = "鸟类百科"
 BUILTIN_DESCRIPTION = "Built-in: birdsdao's species cards for the 161 species of the bundled detector (zh + en)"
 
 # changes when card_page_texts writes the pages differently, so that built-in KBs made before rebuild themselves
-PAGES_VERSION = "2"
+PAGES_VERSION = "3"
 
 
 def is_builtin(name: str) -> bool:
@@ -33,8 +33,9 @@ def is_builtin(name: str) -> bool:
 
 
 def card_pages(card: SpeciesCard, lang: str) -> list[Page]:
-    """One page per filled field, each opening with the bird's names."""
-    return [Page(text, number) for number, text in enumerate(card_page_texts(card, lang), start=1)]
+    """One page per filled field, each opening with the bird's names, which each later chunk repeats."""
+    title = card_title(card, lang)
+    return [Page(text, number, heading=title) for number, text in enumerate(card_page_texts(card, lang), start=1)]
 
 
 def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
@@ -44,12 +45,13 @@ def card_documents(cards: dict[str, SpeciesCard]) -> list[Document]:
 
 def card_chunk_texts(chunk_size: int | None = None, chunk_overlap: int | None = None) -> list[str]:
     """Every chunk text of the built-in KB, as the KB cuts the cards' pages (each once, in order)."""
-    from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_text
+    from birdsdao.knowledge.store import page_chunks
+    from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 
     size = chunk_size or DEFAULT_CHUNK_SIZE
     overlap = DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap
-    texts = [chunk.text for document in card_documents(bundled_cards()) for page in document.pages
-             for chunk in split_text(page.text, size, overlap)]
+    texts = [text for document in card_documents(bundled_cards()) for page in document.pages
+             for _, text in page_chunks(page, size, overlap)]
     return list(dict.fromkeys(texts))
 
 

@@ -19,6 +19,7 @@ SUFFIXES = {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm", ".csv"
 class Page:
     text: str
     page: int | None = None  # pdf page or csv/json record (1-based); None for a flowing text
+    heading: str = ""  # put before each chunk of the page that does not start with it (whose page it is)
 
 
 @dataclass

@@ -25,8 +25,8 @@ from pathlib import Path
 from birdsdao.errors import BirdsError, InvalidInputError
 from birdsdao.knowledge.embeddings import EmbeddingModelId
 from birdsdao.knowledge.lexical import tokenize
-from birdsdao.knowledge.loaders import Document, LoadReport
-from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_id, split_text
+from birdsdao.knowledge.loaders import Document, LoadReport, Page
+from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_id, split_text
 
 MARKER = "birdsdao_kb"  # set on every collection birdsdao made; other collections are left alone
 LOCK_NAME = ".birds-kb.lock"
@@ -34,6 +34,19 @@ LOCK_TIMEOUT_S = 600
 _SAFE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]")
 
 Progress = Callable[[int, int], None]
+
+
+
+def page_chunks(page: Page, size: int, overlap: int) -> list[tuple[Chunk, str]]:
+    """A page's chunks and the text each is stored with: the chunk, after the page's heading when it does not
+    already start with it (a card's diet page cut in two still says whose diet the second half is)."""
+    found = []
+    for chunk in split_text(page.text, size, overlap):
+        text = chunk.text
+        if page.heading and not text.startswith(page.heading):
+            text = f"{page.heading} {text}"
+        found.append((chunk, text))
+    return found
 
 
 class KnowledgeBaseNotFound(BirdsError):
@@ -262,17 +275,17 @@ class KnowledgeBase:
         extra = extra_metadata(document) if extra_metadata else {}
         seen: set[str] = set()
         for page in document.pages:
-            for index, chunk in enumerate(split_text(page.text, self.info.chunk_size, self.info.chunk_overlap)):
+            for index, (chunk, text) in enumerate(page_chunks(page, self.info.chunk_size, self.info.chunk_overlap)):
                 cid = chunk_id(source, page.page, chunk)
                 if cid in seen:  # the same text at the same place twice (a repeated csv row): once is enough
                     continue
                 seen.add(cid)
                 ids.append(cid)
-                texts.append(chunk.text)
+                texts.append(text)
                 metas.append({
                     "doc_id": doc_id, "source": source, "page": page.page or 0, "chunk": index,
                     "start": chunk.start, "end": chunk.end, "content_sha1": digest, "added": added,
-                    "tokens": " ".join(tokenize(chunk.text)), **extra,
+                    "tokens": " ".join(tokenize(text)), **extra,
                 })
         return ids, texts, metas
 

@@ -42,7 +42,7 @@ def test_the_shipped_vectors_cover_every_card_chunk(e5):
 def test_the_shipped_vectors_are_what_the_model_gives_now(e5):
     stored = stored_vectors(e5)
     texts = random.Random(7).sample(card_chunk_texts(), 6)
-    assert any("（" in text for text in texts) and any(text.isascii() for text in texts)  # zh and en
+    assert any(not text[0].isascii() for text in texts) and any(text[0].isascii() for text in texts)  # zh, en
     fresh = np.array(e5.embed_documents(texts))
     assert np.allclose(fresh, np.array([stored[text_key(text)] for text in texts]), atol=1e-6)
 
@@ -71,3 +71,22 @@ def test_the_built_in_kb_embeds_nothing_on_a_fresh_install(tmp_path, e5, counted
     assert counted == [] and result.chunks_added == len(card_chunk_texts())
     hits = query(address, BUILTIN_NAME, "What does a house finch eat?", k=3, method="dense")
     assert any(hit.source.endswith("house-finch.yaml#en") for hit in hits)
+
+
+def test_every_chunk_of_the_built_in_kb_says_whose_card_it_is():
+    from birdsdao.species_cards import LANGUAGES, bundled_cards, card_title
+
+    titles = tuple(card_title(card, lang) for card in bundled_cards().values() for lang in LANGUAGES)
+    nameless = [text for text in card_chunk_texts() if not text.startswith(titles)]
+    assert not nameless, f"{len(nameless)} chunks do not open with their bird's names, e.g. {nameless[0]!r}"
+
+
+def test_a_page_heading_opens_each_later_chunk_once():
+    from birdsdao.knowledge.loaders import Page
+    from birdsdao.knowledge.store import page_chunks
+
+    page = Page("Crane (丹顶鹤) diet: " + " ".join(f"It eats fish number {n}." for n in range(12)), 1,
+                heading="Crane (丹顶鹤)")
+    texts = [text for _, text in page_chunks(page, 80, 20)]
+    assert len(texts) > 2 and all(text.startswith("Crane (丹顶鹤) ") for text in texts)
+    assert all(text.count("Crane (丹顶鹤)") == 1 for text in texts)
