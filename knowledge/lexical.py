@@ -111,11 +111,21 @@ _INTENT_WORDS = {
 }
 
 
+# "Tell me about the Bald Eagle" / "请告诉我些关于白头海雕的知识吧" (the description `birds identify` asks for): what a
+# field guide's entry opens with, rather than "tell apart" (which the word "tell" would otherwise suggest)
+_OVERVIEW = {"zh": (("知识", "介绍", "了解", "讲讲"), "体型 分布 食性"), "en": (("about",), "size range diet")}
+
+
 def intent_words(text: str) -> str:
     """The words texts use for what the question asks about (see _INTENT_WORDS); may be empty."""
     extra: list[str] = []
     lowered = text.lower()
     words = set(_WORD.findall(lowered))
+    if any(cue in text for cue in _OVERVIEW["zh"][0]) and not any(
+            cue in text for cues in _INTENT_WORDS["zh"] for cue in cues):
+        return _OVERVIEW["zh"][1]
+    if "tell" in words and "about" in words and not words & {"apart", "difference", "differ", "distinguish"}:
+        return _OVERVIEW["en"][1]
     for cues, added in _INTENT_WORDS["zh"].items():
         if any(cue in text for cue in cues):
             extra.append(added)

@@ -135,3 +135,16 @@ def test_a_refused_description_becomes_the_cards_passages_and_other_answers_stre
     assert shown[1:] == ["吃种子。"]  # once it differs, it streams piece by piece
     answer, shown = run(["家朱雀", "吃种子。"])
     assert shown == ["家朱雀", "吃种子。"]
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("zh", "体长约13–14厘米"), ("en", "about 13–14 cm long")])
+def test_a_description_from_the_card_opens_like_a_field_guide_with_the_birds_size(settings, lang, expected):
+    """`birds identify`'s description quotes the card's overview facts (size, range, diet), not e.g. how to
+    tell it from a look-alike, which "Tell me about …" once pulled in through the word "tell"."""
+    from birdsdao.recognition.detector import Bird
+
+    finch = Bird("HOUSE FINCH", "House Finch", "家朱雀", 0.99, (0.0, 0.0, 224.0, 224.0), True)
+    [(bird, reply)] = list(Assistant(AssistantConfig(settings=settings, kb="birds")).describe([finch], lang))
+    text = "".join(reply)
+    assert bird is finch and reply.answer.mode == "extractive"
+    assert expected in text.splitlines()[1], text
