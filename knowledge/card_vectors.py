@@ -14,19 +14,15 @@ Made again after the cards or the default model change (tests/test_card_vectors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
 from pathlib import Path
 
+from birdsdao.knowledge.embeddings import text_key
 from birdsdao.resources import data_dir
 
 VECTORS_FILE = data_dir() / "builtin_kb_vectors.npz"
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def stored_vectors(embedder, path: Path = VECTORS_FILE) -> dict[str, list[float]]:

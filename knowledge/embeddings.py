@@ -92,6 +92,11 @@ def model_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def text_key(text: str) -> str:
+    """The key a stored vector is found by: a digest of the exact text the model embedded."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 class Embedder:
     """A loaded embedding model; documents and queries may be encoded differently (bge, e5)."""
 
@@ -131,10 +136,8 @@ class Embedder:
     def embed_documents(self, texts: Sequence[str], batch_size: int = 32, progress: Progress | None = None,
                         known: Mapping[str, list[float]] | None = None) -> list[list[float]]:
         """Unit-length vectors, in the order of `texts`. `known` holds vectors this very model made before, by
-        `card_vectors.text_key` of the text: those are taken, not computed. The rest go through in order of
+        `text_key` of the text: those are taken, not computed. The rest go through in order of
         length, so that a batch pads little (a 250-character Chinese chunk is ~250 tokens, an English one ~60)."""
-        from birdsdao.knowledge.card_vectors import text_key
-
         vectors: list[list[float] | None] = [None] * len(texts)
         if known:
             for i, text in enumerate(texts):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +34,6 @@ LOCK_TIMEOUT_S = 600
 _SAFE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,61}[a-zA-Z0-9]")
 
 Progress = Callable[[int, int], None]
-
 
 
 def page_chunks(page: Page, size: int, overlap: int) -> list[tuple[Chunk, str]]:
@@ -231,7 +230,7 @@ class KnowledgeBase:
 
     def add_documents(self, report: LoadReport, embedder, progress: Progress | None = None,
                       extra_metadata: Callable[[Document], dict] | None = None, force: bool = False,
-                      known_vectors=None) -> AddResult:
+                      known_vectors: Mapping[str, list[float]] | None = None) -> AddResult:
         """Add or refresh documents; an unchanged document is left as it is (unless `force`: embedded again),
         a changed one is replaced whole. `known_vectors`: see `Embedder.embed_documents`."""
         self.check_embedding_model(embedder.id)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from birdsdao.knowledge.builtin import BUILTIN_NAME, card_chunk_texts, ensure_builtin
-from birdsdao.knowledge.card_vectors import VECTORS_FILE, stored_vectors, text_key, write_vectors
-from birdsdao.knowledge.embeddings import EmbeddingModelId
+from birdsdao.knowledge.card_vectors import VECTORS_FILE, stored_vectors, write_vectors
+from birdsdao.knowledge.embeddings import EmbeddingModelId, text_key
 from birdsdao.knowledge.service import StoreAddress, embedder, query
 
 REMAKE = "cards or model changed: remake them with `python -m birdsdao.knowledge.card_vectors`"
