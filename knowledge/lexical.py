@@ -111,9 +111,10 @@ _INTENT_WORDS = {
 }
 
 
-# "Tell me about the Bald Eagle" / "请告诉我些关于白头海雕的知识吧" (the description `birds identify` asks for): what a
-# field guide's entry opens with, rather than "tell apart" (which the word "tell" would otherwise suggest)
-_OVERVIEW = {"zh": (("知识", "介绍", "了解", "讲讲"), "体型 分布 食性"), "en": (("about",), "size range diet")}
+# "Tell me about the Bald Eagle" / "请告诉我些关于白头海雕的知识吧" (the description `birds identify` asks for)
+# wants what a field guide's entry opens with; without this, the word "tell" would ask for the look-alike page
+_OVERVIEW_CUES_ZH = ("知识", "介绍", "了解", "讲讲")
+_OVERVIEW_WORDS = {"zh": "体型 分布 食性", "en": "size range diet"}
 
 
 def intent_words(text: str) -> str:
@@ -121,11 +122,11 @@ def intent_words(text: str) -> str:
     extra: list[str] = []
     lowered = text.lower()
     words = set(_WORD.findall(lowered))
-    if any(cue in text for cue in _OVERVIEW["zh"][0]) and not any(
-            cue in text for cues in _INTENT_WORDS["zh"] for cue in cues):
-        return _OVERVIEW["zh"][1]
-    if "tell" in words and "about" in words and not words & {"apart", "difference", "differ", "distinguish"}:
-        return _OVERVIEW["en"][1]
+    zh_cues = [cue for cues in _INTENT_WORDS["zh"] for cue in cues]
+    if any(cue in text for cue in _OVERVIEW_CUES_ZH) and not any(cue in text for cue in zh_cues):
+        return _OVERVIEW_WORDS["zh"]
+    if {"tell", "about"} <= words and not words & {"apart", "difference", "differ", "distinguish"}:
+        return _OVERVIEW_WORDS["en"]
     for cues, added in _INTENT_WORDS["zh"].items():
         if any(cue in text for cue in cues):
             extra.append(added)
