@@ -101,7 +101,8 @@ class Asker:
     """One conversation: questions, optional KB retrieval, optional model, and the history of rounds.
 
     `retrieve(question)` returns the KB's hits (the caller binds store, KB and embedder); `model` is a
-    loaded language model or None for retrieved-text answers. `style` says how a KB answer comes about:
+    loaded language model or None for retrieved-text answers, or `load_model()` gives it once an answer needs it
+    (the model can load while the question's passages are retrieved). `style` says how a KB answer comes about:
     "auto" generates in the languages of GENERATES_BY_DEFAULT and quotes the passages elsewhere, "generate"
     always generates, "extract" always quotes, "passages" shows the passages whole (--no-llm). Without a
     model, "auto" and "generate" show the passages whole too (a model that failed to load).
@@ -109,6 +110,7 @@ class Asker:
 
     retrieve: object | None = None  # Callable[[str], list[Hit]]
     model: object | None = None
+    load_model: object | None = None  # Callable[[], model or None]: called once, when an answer needs the model
     style: str = "auto"
     settings: object | None = None  # language_model.generate.GenerationSettings
     history: list[tuple[str, str]] = field(default_factory=list)
@@ -131,16 +133,21 @@ class Asker:
 
                 answer.mode = "extractive"
                 return answer, self._fixed(answer, extractive_answer(question, relevant, lang))
-            if self.model is None or self.style == "passages":
+            if self.style == "passages" or self._model() is None:
                 answer.mode = "retrieved"
                 return answer, self._fixed(answer, retrieved_text(relevant, lang))
             answer.mode = "grounded"
             prompt_question = grounded_question([hit.text for hit in relevant], question, lang)
-        elif self.model is None:
+        elif self._model() is None:
             raise ValueError("an answer needs a knowledge base, a language model, or both")
         else:
             prompt_question = question
         return answer, self._generate(answer, prompt_question)
+
+    def _model(self):
+        if self.model is None and self.load_model is not None:
+            self.model, self.load_model = self.load_model(), None
+        return self.model
 
     def _fixed(self, answer: Answer, text: str) -> Iterator[str]:
         answer.text = text

@@ -7,7 +7,9 @@ model that cannot load means, and the description of each species found.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,6 +115,7 @@ class Assistant:
         self._ready_kbs: set[str] = set()
         self._embedders: dict[str, object] = {}
         self._model: object | None = None
+        self._loading: Future | None = None  # the model's load, running in a thread
         self.model_problem: str | None = None  # why the model did not load, when answers fell back to passages
         self._recognition: tuple | None = None
 
@@ -170,7 +173,7 @@ class Assistant:
         `lang`, ranked by BM25 (every chunk is about the bird already, and no embedding model need load);
         otherwise the configured method over the whole KB."""
         from birdsdao.knowledge.builtin import is_builtin
-        from birdsdao.knowledge.retrieval import search
+        from birdsdao.knowledge.service import search_kb
 
         name = self.prepare_kb(name)
         address, k = self.address, self.config.k
@@ -181,8 +184,7 @@ class Assistant:
             embedder = None if method == "bm25" else self._embedder(name)
 
         def retrieve(question: str):
-            with address.open() as store:
-                return search(store.get(name), embedder, question, k=k, where=where, method=method)
+            return search_kb(address, name, embedder, question, k=k, method=method, where=where)
 
         return retrieve
 
@@ -201,25 +203,46 @@ class Assistant:
     def model(self, *, required: bool):
         """The answering model, loaded once. With a KB to fall back on (`required` False), a model that cannot
         load is None, `model_problem` says why, and answers show retrieved passages; without one it is an error."""
-        from birdsdao.language_model.runtime import load_answering_model, resolve_prefix, try_load_answering_model
+        return self.load_model_in_background(required=required)()
+
+    def load_model_in_background(self, *, required: bool) -> Callable[[], object | None]:
+        """Start loading the answering model in a thread; the function returned waits for it (`model`'s rules).
+        llama.cpp loads in C code that leaves Python free, so a question's retrieval runs meanwhile."""
+        from birdsdao.errors import BirdsError
+        from birdsdao.language_model.runtime import choose_engine, load_answering_model, resolve_prefix
 
         if self._model is not None or (self.model_problem is not None and not required):
+            return lambda: self._model
+        if self._loading is None:
+            self.check_model_options()
+            choice = self.config.model
+            prefix, bundled = resolve_prefix(choice.base_model, choice.prefix, choice.no_prefix)
+            options = {"prefix": prefix, "prefix_optional": bundled, "device": choice.device,
+                       "progress": self.reporter.say, "quantization_bit": choice.quantization_bit}
+            # choosing imports the engine here: Python work, which a thread would only share the interpreter
+            # lock for; the thread then spends its time in the engine's loading code, beside this one's retrieval
+            choose_engine(choice.base_model, device=choice.device, quantization_bit=choice.quantization_bit)
+            self._loading = _in_thread(load_answering_model, choice.base_model, self.config.settings.models_dir,
+                                       **options)
+
+        def wait():
+            if self._loading is None:  # a second waiter on the same load
+                return self.model(required=required)
+            with self.reporter.busy("Loading the language model …"):
+                try:
+                    self._model, self.model_problem = self._loading.result(), None
+                except (BirdsError, OSError) as exc:
+                    if required:
+                        raise
+                    self.model_problem = str(exc)
+                finally:
+                    self._loading = None
+            if self.model_problem:
+                self.reporter.say(f"The language model did not load ({self.model_problem}); answering with "
+                                  "retrieved passages.")
             return self._model
-        self.check_model_options()
-        choice = self.config.model
-        prefix, bundled = resolve_prefix(choice.base_model, choice.prefix, choice.no_prefix)
-        options = {"prefix": prefix, "prefix_optional": bundled, "device": choice.device,
-                   "progress": self.reporter.say, "quantization_bit": choice.quantization_bit}
-        models_dir = self.config.settings.models_dir
-        with self.reporter.busy("Loading the language model …"):
-            if required:
-                self._model = load_answering_model(choice.base_model, models_dir, **options)
-            else:
-                self._model, self.model_problem = try_load_answering_model(choice.base_model, models_dir, **options)
-        if self.model_problem:
-            self.reporter.say(f"The language model did not load ({self.model_problem}); answering with retrieved "
-                              "passages.")
-        return self._model
+
+        return wait
 
     # -- the three jobs ----------------------------------------------------------------------------------------
 
@@ -235,10 +258,12 @@ class Assistant:
         from birdsdao.assistant.answer import Asker, question_language
 
         kb = self.config.kb if kb is CONFIGURED else kb
+        needed = self.needs_model(question_language(question), kb)
+        # the model loads while the passages are retrieved
+        load_model = self.load_model_in_background(required=kb is None) if needed else None
         retrieve = self.retriever(kb) if kb is not None else None
-        model = self.model(required=kb is None) if self.needs_model(question_language(question), kb) else None
-        asker = Asker(retrieve=retrieve, model=model, style=self.config.style, settings=self._generation(),
-                      history=history if history is not None else [])
+        asker = Asker(retrieve=retrieve, load_model=load_model, style=self.config.style,
+                      settings=self._generation(), history=history if history is not None else [])
         answer, pieces = asker.ask(question)
         return Reply(answer, pieces)
 
@@ -294,6 +319,20 @@ class Assistant:
         from birdsdao.language_model.generate import GenerationSettings
 
         return self.config.generation or GenerationSettings(max_new_tokens=160)  # the commands' default
+
+
+def _in_thread(function, *args, **kwargs) -> Future:
+    """`function` run in a daemon thread: a process that fails meanwhile (no such KB) exits without waiting."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever waits, in their thread
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="birds-model-load", daemon=True).start()
+    return future
 
 
 def passages_not_refusal(answer, pieces: Iterator[str]) -> Iterator[str]:

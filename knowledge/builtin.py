@@ -76,22 +76,25 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
 
     digest = cards_digest()
     model = service.embedder(embedding_model)
-    with address.open() as store:
-        try:
-            kb = store.get(BUILTIN_NAME)
-            current = (kb.collection.metadata or {}).get("cards_digest")
-            if (kb.info.embedding_model, kb.info.embedding_fingerprint) != (model.name, model.id.fingerprint):
-                store.delete(BUILTIN_NAME)
-                kb, current = None, None
-        except KnowledgeBaseNotFound:
-            kb, current = None, None
-    if kb is not None and current == digest:
+    try:  # read from the snapshot when there is one: no Chroma in a process that only asks
+        recorded = service.snapshot(address, BUILTIN_NAME)
+        if recorded is None:
+            with address.open() as store:
+                recorded = store.get(BUILTIN_NAME)
+        metadata, info = recorded.metadata, recorded.info
+    except KnowledgeBaseNotFound:
+        metadata, info = None, None
+    if info is not None and (info.embedding_model, info.embedding_fingerprint) != (model.name, model.id.fingerprint):
+        with address.open() as store:
+            store.delete(BUILTIN_NAME)
+        metadata = None
+    if metadata is not None and metadata.get("cards_digest") == digest:
         return None
     cards = bundled_cards()
     if say:
         say("Building the built-in knowledge base 鸟类百科 from the species cards (once)…")
     with address.open() as store:
-        if kb is None:
+        if metadata is None:
             kb = store.create(BUILTIN_DISPLAY_NAME, model.id, BUILTIN_DESCRIPTION, slug=BUILTIN_NAME)
         else:
             kb = store.get(BUILTIN_NAME)
@@ -102,7 +105,8 @@ def ensure_builtin(address, progress: Callable[[int, int], None] | None = None, 
         stale = {doc.source for doc in kb.documents()} - {str(d.path.resolve()) for d in card_documents(cards)}
         for source in stale:  # a card that no longer exists
             kb.remove_document(source)
-        kb.collection.modify(metadata={**kb.collection.metadata, "cards_digest": digest})
+        kb.update_metadata(cards_digest=digest)
+        kb.snapshot()  # what the next `birds ask` reads instead of Chroma
     return result
 
 

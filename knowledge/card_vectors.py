@@ -14,11 +14,10 @@ Made again after the cards or the default model change (tests/test_card_vectors.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from birdsdao.files import written_atomically
 from birdsdao.knowledge.embeddings import text_key
 from birdsdao.resources import data_dir
 
@@ -42,17 +41,9 @@ def write_vectors(embedder, texts: list[str], path: Path = VECTORS_FILE, progres
     import numpy as np
 
     vectors = np.asarray(embedder.embed_documents(texts, progress=progress), dtype=np.float32)
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-    os.close(handle)
-    try:
+    with written_atomically(path, mode=0o644) as temporary:  # readable by all: the file ships with the package
         np.savez_compressed(temporary, keys=np.array([text_key(text) for text in texts]), vectors=vectors,
                             model=np.array(embedder.id.name), fingerprint=np.array(embedder.id.fingerprint))
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the file ships with the package
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return len(texts)
 
 

@@ -18,6 +18,7 @@ from birdsdao.resources import data_dir
 BIRD_WORDS_FILE = data_dir() / "bird_words.zh.txt"
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[\u3400-\u9fff]+")
+_HAN = re.compile(r"[\u3400-\u9fff]")
 # the commonest function words of both languages: they match everything and mean nothing
 _STOPWORDS = frozenset(
     """a an the and or of to in on at for by with from as is are was were be been being it its this that these those
@@ -63,6 +64,8 @@ def _bird_name_set() -> tuple[str, ...]:
 
 def bird_names_in(text: str) -> list[str]:
     """Known Chinese bird names that a text mentions (longest first, none inside another)."""
+    if not _HAN.search(text):  # no Chinese, no Chinese name: the names are not read (0.3 s of a question)
+        return []
     found: list[str] = []
     for name in _bird_name_set():
         if name in text and not any(name in longer for longer in found):

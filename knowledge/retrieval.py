@@ -109,9 +109,7 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
     similarity: dict[int, float] = {}
     vector = embedder.embed_query(query) if method in ("hybrid", "dense") else None
     if vector is not None:  # None: the model cannot read the question (Chinese for MiniLM); BM25 alone decides
-        found = kb.collection.query(query_embeddings=[vector], n_results=min(pool, len(index.ids)),
-                                    where=_chroma_where(where), include=["distances"])
-        for chunk_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
+        for chunk_id, distance in kb.nearest(vector, min(pool, len(index.ids)), where):
             i = index.position.get(chunk_id)
             if i is not None:  # a chunk written after the index was read waits for the next query
                 dense_ranked.append(i)
@@ -136,13 +134,6 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
             similarity_floor=getattr(embedder, "similarity_floor", MIN_SIMILARITY) if embedder else None)
         for i in top
     ]
-
-
-def _chroma_where(where: dict | None) -> dict | None:
-    """Chroma wants one key per filter, several joined by $and."""
-    if not where or len(where) == 1:
-        return where
-    return {"$and": [{key: value} for key, value in where.items()]}
 
 
 def _filter(index: LexicalIndex, where: dict | None) -> list[int]:

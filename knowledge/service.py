@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdsdao.errors import InvalidInputError
 from birdsdao.knowledge.embeddings import PACKAGED_MODELS, Embedder
@@ -24,6 +25,9 @@ from birdsdao.knowledge.store import (
     KbInfo,
     open_store,
 )
+
+if TYPE_CHECKING:
+    from birdsdao.knowledge.snapshot import KbSnapshot
 
 Progress = Callable[[int, int], None]
 HOST_ENV, PORT_ENV = "BIRDS_CHROMA_HOST", "BIRDS_CHROMA_PORT"
@@ -57,10 +61,12 @@ def embedder_for(address: StoreAddress, name: str, spec: str | os.PathLike | Non
 
     Loading takes seconds, so it happens with the store closed; the KB checks the model when used.
     """
-    with address.open() as store:
-        kb = store.get(name)
-        recorded = (kb.collection.metadata or {}).get("embedding_path", "")
-        packaged = kb.info.embedding_model if kb.info.embedding_model in PACKAGED_MODELS else None
+    kb = snapshot(address, name)
+    if kb is None:
+        with address.open() as store:
+            kb = store.get(name)
+    recorded = kb.metadata.get("embedding_path", "")
+    packaged = kb.info.embedding_model if kb.info.embedding_model in PACKAGED_MODELS else None
     if spec is None and packaged:
         spec = packaged
     elif spec is None and recorded and Path(recorded).is_dir():
@@ -79,7 +85,7 @@ def create(address: StoreAddress, name: str, embedding_model: str | None = None,
     with address.open() as store:
         kb = store.create(name, model.id, description, chunk_size, chunk_overlap)
         if model.name not in PACKAGED_MODELS:
-            kb.collection.modify(metadata={**kb.collection.metadata, "embedding_path": str(model.path)})
+            kb.update_metadata(embedding_path=str(model.path))
         return kb.info
 
 
@@ -158,16 +164,42 @@ def delete(address: StoreAddress, name: str) -> KbInfo:
         return store.delete(name)
 
 
+def snapshot(address: StoreAddress, name: str) -> KbSnapshot | None:
+    """KB `name` to read without Chroma (knowledge.snapshot): its snapshot, made now from Chroma if it has
+    none; None from a server, or for a KB too large for one. A KB that does not exist is an error."""
+    from birdsdao.knowledge.snapshot import read_snapshot
+
+    if not address.embedded:
+        return None
+    found = read_snapshot(address.kb_dir, name)
+    if found is None:
+        with address.open() as store:
+            found = store.get(name).snapshot()
+    return found
+
+
 def get_info(address: StoreAddress, name: str) -> KbInfo:
+    kb = snapshot(address, name)
+    if kb is not None:
+        return replace(kb.info)
     with address.open() as store:
         return store.get(name).info
+
+
+def search_kb(address: StoreAddress, name: str, model: Embedder | None, text: str, k: int = 3,
+              method: Method = "hybrid", where: dict | None = None) -> list[Hit]:
+    """`retrieval.search` over KB `name`, read from its snapshot where it has one."""
+    kb = snapshot(address, name)
+    if kb is not None:
+        return search(kb, model, text, k=k, method=method, where=where)
+    with address.open() as store:
+        return search(store.get(name), model, text, k=k, method=method, where=where)
 
 
 def query(address: StoreAddress, name: str, text: str, k: int = 3, method: Method = "hybrid",
           embedding_model: str | None = None) -> list[Hit]:
     model = embedder_for(address, name, embedding_model) if method != "bm25" else None
-    with address.open() as store:
-        return search(store.get(name), model, text, k=k, method=method)
+    return search_kb(address, name, model, text, k=k, method=method)
 
 
 def rebuild(address: StoreAddress, name: str, embedding_model: str | None = None,

@@ -21,12 +21,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdsdao.errors import BirdsError, InvalidInputError
 from birdsdao.knowledge.embeddings import EmbeddingModelId
 from birdsdao.knowledge.lexical import tokenize
 from birdsdao.knowledge.loaders import Document, LoadReport, Page
 from birdsdao.text_splitter import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, Chunk, chunk_id, split_text
+
+if TYPE_CHECKING:
+    from birdsdao.knowledge.snapshot import KbSnapshot
 
 MARKER = "birdsdao_kb"  # set on every collection birdsdao made; other collections are left alone
 LOCK_NAME = ".birds-kb.lock"
@@ -146,21 +150,37 @@ def content_digest(document: Document) -> str:
     return digest.hexdigest()
 
 
+def kb_info(slug: str, meta: dict) -> KbInfo:
+    """A KB's description as its collection's metadata records it."""
+    return KbInfo(
+        name=meta.get("display_name", slug), slug=slug,
+        description=meta.get("description", ""), embedding_model=meta.get("embedding_model", "?"),
+        embedding_fingerprint=meta.get("embedding_fingerprint", ""),
+        embedding_dimension=int(meta.get("embedding_dimension", 0)),
+        chunk_size=int(meta.get("chunk_size", DEFAULT_CHUNK_SIZE)),
+        chunk_overlap=int(meta.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP)),
+        created=meta.get("created", ""),
+    )
+
+
+def check_embedding_model(info: KbInfo, model: EmbeddingModelId) -> None:
+    if (model.fingerprint, model.dimension) != (info.embedding_fingerprint, info.embedding_dimension):
+        raise EmbeddingModelMismatch(
+            f"knowledge base {info.name!r} was built with the embedding model {info.embedding_model} "
+            f"({info.embedding_dimension} dimensions, fingerprint {info.embedding_fingerprint}); "
+            f"{model.name} ({model.dimension} dimensions, fingerprint {model.fingerprint}) would search it blind",
+            hint=f"use --embedding-model with the KB's model, or make a new KB with {model.name}",
+        )
+
+
 class KnowledgeBase:
-    def __init__(self, collection, location: str = ""):
+    def __init__(self, collection, location: str = "", kb_dir: Path | None = None):
         self.collection = collection
         self.location = location  # the store it lives in (a folder, or a server's address)
-        meta = collection.metadata or {}
-        self.info = KbInfo(
-            name=meta.get("display_name", collection.name), slug=collection.name,
-            description=meta.get("description", ""), embedding_model=meta.get("embedding_model", "?"),
-            embedding_fingerprint=meta.get("embedding_fingerprint", ""),
-            embedding_dimension=int(meta.get("embedding_dimension", 0)),
-            chunk_size=int(meta.get("chunk_size", DEFAULT_CHUNK_SIZE)),
-            chunk_overlap=int(meta.get("chunk_overlap", DEFAULT_CHUNK_OVERLAP)),
-            created=meta.get("created", ""),
-        )
-        self.revision = int(meta.get("revision", 0))
+        self.kb_dir = kb_dir  # the embedded store's folder, where its snapshots live (None: a server)
+        self.metadata = dict(collection.metadata or {})
+        self.info = kb_info(collection.name, self.metadata)
+        self.revision = int(self.metadata.get("revision", 0))
 
     # --- reading ---
 
@@ -168,27 +188,49 @@ class KnowledgeBase:
         return self.collection.count()
 
     def check_embedding_model(self, model: EmbeddingModelId) -> None:
-        info = self.info
-        if (model.fingerprint, model.dimension) != (info.embedding_fingerprint, info.embedding_dimension):
-            raise EmbeddingModelMismatch(
-                f"knowledge base {info.name!r} was built with the embedding model {info.embedding_model} "
-                f"({info.embedding_dimension} dimensions, fingerprint {info.embedding_fingerprint}); "
-                f"{model.name} ({model.dimension} dimensions, fingerprint {model.fingerprint}) would search it blind",
-                hint=f"use --embedding-model with the KB's model, or make a new KB with {model.name}",
-            )
+        check_embedding_model(self.info, model)
+
+    def nearest(self, vector, n: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """The `n` chunks closest to `vector` by Chroma's (approximate) index, as (id, cosine distance)."""
+        found = self.collection.query(query_embeddings=[vector], n_results=n, where=_chroma_where(where),
+                                      include=["distances"])
+        return list(zip(found["ids"][0], found["distances"][0], strict=True))
+
+    def snapshot(self) -> KbSnapshot | None:
+        """A snapshot of this KB (written to the embedded store's folder), None when it is too large for one."""
+        import numpy as np
+
+        from birdsdao.knowledge.snapshot import MAX_CHUNKS, KbSnapshot
+
+        if self.count() > MAX_CHUNKS:
+            return None
+        ids, texts, metas, vectors = self._read_all(with_embeddings=True)
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.info.embedding_dimension or -1)
+        snapshot = KbSnapshot(self.info.slug, self.metadata, ids, texts, metas, matrix, self.location)
+        if self.kb_dir is not None:
+            snapshot.write(self.kb_dir)
+        return snapshot
 
     def all_chunks(self) -> tuple[list[str], list[str], list[dict]]:
-        """(ids, texts, metadatas) of every chunk, in pages so a large KB does not come in one reply."""
+        """(ids, texts, metadatas) of every chunk."""
+        return self._read_all(with_embeddings=False)[:3]
+
+    def _read_all(self, with_embeddings: bool) -> tuple[list[str], list[str], list[dict], list]:
+        """Every chunk, in pages so a large KB does not come in one reply."""
         ids: list[str] = []
         texts: list[str] = []
         metas: list[dict] = []
+        vectors: list = []
+        include = ["documents", "metadatas"] + (["embeddings"] if with_embeddings else [])
         total, page = self.count(), 5000
         for offset in range(0, total, page):
-            got = self.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            got = self.collection.get(include=include, limit=page, offset=offset)
             ids += got["ids"]
             texts += got["documents"]
             metas += got["metadatas"]
-        return ids, texts, metas
+            if with_embeddings:
+                vectors += list(got["embeddings"])
+        return ids, texts, metas, vectors
 
     def documents(self) -> list[DocumentInfo]:
         found: dict[str, DocumentInfo] = {}
@@ -253,6 +295,8 @@ class KnowledgeBase:
         all_texts = [text for *_, texts in planned for text in texts]
         # embed everything first: a failure here leaves the KB exactly as it was
         all_embeddings = embedder.embed_documents(all_texts, progress=progress, known=known_vectors)
+        if planned:
+            self._drop_snapshot()
         for _, _, doc_id, *_ in planned:
             self.collection.delete(where={"doc_id": doc_id})
         # then write in large batches: each call to Chroma costs ~80 ms, however few rows it carries
@@ -290,13 +334,32 @@ class KnowledgeBase:
 
     def remove_document(self, name: str) -> DocumentInfo:
         doc = self.find_document(name)
+        self._drop_snapshot()
         self.collection.delete(where={"doc_id": doc.doc_id})
         self._bump_revision()
         return doc
 
+    def update_metadata(self, **values) -> None:
+        self._drop_snapshot()
+        self.metadata = {**(self.collection.metadata or {}), **values}
+        self.collection.modify(metadata=self.metadata)
+
     def _bump_revision(self) -> None:
         self.revision += 1
-        self.collection.modify(metadata={**(self.collection.metadata or {}), "revision": self.revision})
+        self.update_metadata(revision=self.revision)
+
+    def _drop_snapshot(self) -> None:
+        """Before any write: a snapshot must never say more than Chroma holds (see knowledge.snapshot)."""
+        from birdsdao.knowledge.snapshot import drop_snapshot
+
+        drop_snapshot(self.kb_dir, self.info.slug)
+
+
+def _chroma_where(where: dict | None) -> dict | None:
+    """Chroma wants one key per filter, several joined by $and."""
+    if not where or len(where) == 1:
+        return where
+    return {"$and": [{key: value} for key, value in where.items()]}
 
 
 def _max_batch(collection) -> int:
@@ -309,9 +372,10 @@ def _max_batch(collection) -> int:
 class Store:
     """The KBs of one Chroma (embedded folder or server)."""
 
-    def __init__(self, client, where: str):
+    def __init__(self, client, where: str, kb_dir: Path | None = None):
         self.client = client
         self.where = where
+        self.kb_dir = kb_dir  # the embedded store's folder (None: a server)
 
     def _collections(self) -> list:
         collections = []
@@ -332,7 +396,7 @@ class Store:
     def get(self, name: str) -> KnowledgeBase:
         for collection in self._collections():
             if name in ((collection.metadata or {}).get("display_name"), collection.name):
-                return KnowledgeBase(collection, self.where)
+                return KnowledgeBase(collection, self.where, self.kb_dir)
         known = [KnowledgeBase(c).info.name for c in self._collections()]
         raise KnowledgeBaseNotFound(
             f"no knowledge base {name!r} in {self.where}",
@@ -361,14 +425,18 @@ class Store:
             "chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "revision": 0,
         }
+        from birdsdao.knowledge.snapshot import drop_snapshot
+
+        drop_snapshot(self.kb_dir, slug or kb_slug(name))  # a deleted namesake's, should one be left
         collection = self.client.create_collection(
             slug or kb_slug(name), metadata=metadata, embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}})
-        return KnowledgeBase(collection, self.where)
+        return KnowledgeBase(collection, self.where, self.kb_dir)
 
     def delete(self, name: str) -> KbInfo:
         kb = self.get(name)
         kb.info.chunks = kb.count()
+        kb._drop_snapshot()
         self.client.delete_collection(kb.info.slug)
         return kb.info
 
@@ -410,7 +478,7 @@ def open_store(kb_dir: Path, host: str | None = None, port: int | None = None) -
     try:
         client = chromadb.PersistentClient(path=str(kb_dir), settings=_chroma_settings())
         try:
-            yield Store(client, str(kb_dir))
+            yield Store(client, str(kb_dir), kb_dir)
         finally:
             _close(client)
     finally:

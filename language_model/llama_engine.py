@@ -32,6 +32,7 @@ from birdsdao.language_model.models import DEFAULT_MODEL, Progress
 # conversion): a birds prefix records it, and here it must be known without converting anything.
 DEFAULT_FINGERPRINTS = {"a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818": "3c94e268ccae2b19"}
 CONTEXT_TOKENS = 8192
+PREFIX_STATE_DIR = "llama-prefix-states"  # under the models folder: prefixes as llama.cpp cache states
 _STAND_IN = 0  # generate_ids puts id 0 where the prefix sits; the repetition penalty sees it there too
 
 
@@ -63,6 +64,26 @@ def require_llama_cpp():
             hint="pip install 'birdsdao[fast]' (builds llama.cpp, about 5 minutes; docs/llm.md)",
         ) from None
     return llama_cpp
+
+
+_DISCARD_LOG = None  # a C function that ignores its arguments, standing in for llama.cpp's log callback
+
+
+def silence_llama_cpp_logs(llama_cpp) -> None:
+    """Send llama.cpp's log lines (about 1,400 per load) to a C function that ignores them.
+
+    llama-cpp-python hands every line to a Python function, which needs the interpreter lock: when the model loads
+    in a thread beside this process's retrieval, each line waits for the lock (loads took 1.74 s instead of 1.3 s
+    beside busy Python). Its lines are noise to birds' users anyway (it prints the SWA-cache notice even with
+    verbose=False). libc's getpid reads no arguments, so it can take the callback's three and return; where
+    there is no libc to call (Windows), llama-cpp-python's own logger stays."""
+    global _DISCARD_LOG
+    if _DISCARD_LOG is None:
+        try:
+            _DISCARD_LOG = ctypes.cast(ctypes.CDLL(None).getpid, llama_cpp.llama_log_callback)
+        except (OSError, TypeError, AttributeError):
+            return
+    llama_cpp.llama_log_set(_DISCARD_LOG, ctypes.c_void_p(0))
 
 
 def idle_cores(samples: int = 5) -> int:
@@ -163,6 +184,64 @@ class _CompletionTokenizer:
     chat_template = None
 
 
+class _LlamaRuntime:
+    """llama-cpp-python's model, context and batch, put together as its `Llama` puts them together, for what this
+    engine needs of them (load, tokenize, evaluate).
+
+    Not `Llama` itself: with verbose=False it hides llama.cpp's output by pointing the whole process's stdout and
+    stderr at /dev/null while it loads, which also swallowed what the rest of birds printed meanwhile (the model
+    loads in a thread beside retrieval); with verbose=True it prints the model's metadata. llama.cpp's log lines
+    are discarded at their source instead (`silence_llama_cpp_logs`)."""
+
+    def __init__(self, api, gguf: Path, *, n_ctx: int, n_batch: int, threads: int):
+        from contextlib import ExitStack, closing
+
+        from llama_cpp import _internals
+
+        self._stack = ExitStack()
+        model_params = api.llama_model_default_params()
+        model_params.n_gpu_layers = 0  # as `Llama` sets them: a CPU model, its file mapped into memory
+        model_params.load_mode = api.LLAMA_LOAD_MODE_MMAP
+        self._model = self._stack.enter_context(closing(_internals.LlamaModel(
+            path_model=str(gguf), params=model_params, verbose=True)))
+        params = api.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = api.LLAMA_FLASH_ATTN_TYPE_DISABLED  # values transposed: the layout kv_state reads
+        self._ctx = self._stack.enter_context(closing(_internals.LlamaContext(
+            model=self._model, params=params, verbose=True)))
+        self._batch = self._stack.enter_context(closing(_internals.LlamaBatch(
+            n_tokens=n_batch, embd=0, n_seq_max=1, verbose=True)))
+        self.n_batch = n_batch
+        self.n_tokens = 0  # the next token's position
+        self.metadata = self._model.metadata()
+
+    def eval(self, tokens: list[int]) -> None:
+        """Evaluate `tokens` from position `n_tokens` on (cells from there on are dropped first); logits are kept
+        for the last one only."""
+        self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            self._batch.set_batch(batch=chunk, n_past=self.n_tokens, logits_all=False)
+            self._ctx.decode(self._batch)
+            self.n_tokens += len(chunk)
+
+    def tokenize(self, text: bytes, add_bos: bool, special: bool) -> list[int]:
+        return self._model.tokenize(text, add_bos=add_bos, special=special)
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> bytes:
+        return self._model.detokenize(tokens, special=special)
+
+    def n_vocab(self) -> int:
+        return self._model.n_vocab()
+
+    def token_eos(self) -> int:
+        return self._model.token_eos()
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 class LlamaCppModel:
     """The default model on llama.cpp, optionally with a prefix in its cache; what `stream_text` streams from."""
 
@@ -172,14 +251,12 @@ class LlamaCppModel:
 
     def __init__(self, gguf: Path, *, fingerprint: str, threads: int | None = None):
         llama_cpp = require_llama_cpp()
+        self._threads = threads  # None: fitted to the idle cores before each answer
         threads = threads or idle_cores()
         self.name, self.path, self.fingerprint = DEFAULT_MODEL, Path(gguf), fingerprint
-        from llama_cpp._utils import suppress_stdout_stderr
-
-        with suppress_stdout_stderr(disable=False):  # llama.cpp logs its cache layout to stderr despite verbose
-            self.llama = llama_cpp.Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_batch=512,
-                                         n_threads=threads, n_threads_batch=threads, verbose=False)
-        # closed while the interpreter still works: Llama's own __del__ fails during shutdown
+        silence_llama_cpp_logs(llama_cpp)
+        self.llama = _LlamaRuntime(llama_cpp, Path(gguf), n_ctx=CONTEXT_TOKENS, n_batch=512, threads=threads)
+        # closed while the interpreter still works: llama-cpp-python's own __del__ fails during shutdown
         weakref.finalize(self, self.llama.close)
         self._api = llama_cpp
         self._ctx = self.llama._ctx.ctx
@@ -196,13 +273,40 @@ class LlamaCppModel:
         self._window = llama_cpp.llama_model_n_swa(self.llama._model.model)
 
     # -- the cache ---------------------------------------------------------------------------------------------
-    def set_prefix(self, prefix: PrefixCells | None) -> None:
-        """Build the cache state that holds `prefix` at positions 0…P−1 (restored before every prompt)."""
-        from birdsdao.language_model.kv_state import StateFormatError, read_state, write_state
-
+    def set_prefix(self, prefix: PrefixCells | None, cache_dir: Path | None = None) -> None:
+        """Build the cache state that holds `prefix` at positions 0…P−1 (restored before every prompt). With
+        `cache_dir`, the state built once is kept there and read back by later processes (0.2 s each)."""
         if prefix is None:
             self.prefix, self._prefix_state = None, None
             return
+        saved = self._prefix_state_file(prefix, cache_dir) if cache_dir is not None else None
+        if saved is not None and saved.is_file():
+            self.prefix, self._prefix_state = prefix, saved.read_bytes()
+            try:
+                self._restore_prefix()  # llama.cpp checks the layout as it reads
+                return
+            except UnsupportedPrefixError:
+                saved.unlink(missing_ok=True)
+        self._build_prefix_state(prefix)
+        if saved is not None:
+            from birdsdao.files import written_atomically
+
+            with written_atomically(saved) as temporary:
+                temporary.write_bytes(self._prefix_state)
+
+    def _prefix_state_file(self, prefix: PrefixCells, cache_dir: Path) -> Path:
+        """Named by everything the state's bytes depend on: llama.cpp's release (its layout is internal), the
+        model, the context size and the prefix's values."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self._api.__version__}|{self.fingerprint}|{CONTEXT_TOKENS}|".encode())
+        digest.update(np.ascontiguousarray(prefix.keys).tobytes())
+        digest.update(np.ascontiguousarray(prefix.values).tobytes())
+        return Path(cache_dir) / f"prefix-{digest.hexdigest()[:24]}.state"
+
+    def _build_prefix_state(self, prefix: PrefixCells) -> None:
+        from birdsdao.language_model.kv_state import StateFormatError, read_state, write_state
+
         if prefix.keys.shape[0] != self.layers:
             raise UnsupportedPrefixError(f"{prefix.folder}: {prefix.keys.shape[0]} layers, the model has {self.layers}")
         # let llama.cpp lay out P cells itself, then put the prefix's rows in them
@@ -275,8 +379,16 @@ class LlamaCppModel:
             raise InvalidInputError(f"a prompt of {len(ids)} tokens: the llama.cpp engine holds {room}",
                                     hint="ask with fewer or shorter passages, or set BIRDS_LLM_ENGINE=transformers")
         self._restore_prefix()
+        self._fit_threads()
         self.llama.eval(ids)
         return self._logits()
+
+    def _fit_threads(self) -> None:
+        """Threads for this answer: the cores idle now (`idle_cores`). Decided per answer, not at load: the model
+        may have loaded beside this process's own retrieval, and a chat's machine changes between questions."""
+        if self._threads is None:
+            threads = idle_cores()
+            self._api.llama_set_n_threads(self._ctx, threads, threads)
 
     def step(self, token: int) -> np.ndarray:
         self.llama.eval([token])
@@ -406,7 +518,8 @@ def load_llama_model(models_dir: Path, *, prefix: Path | None = None, prefix_opt
     model = LlamaCppModel(default_gguf(models_dir, progress), fingerprint=fingerprint)
     if prefix is not None:
         try:
-            model.set_prefix(read_prefix(Path(prefix), fingerprint, model.layers, model.heads))
+            model.set_prefix(read_prefix(Path(prefix), fingerprint, model.layers, model.heads),
+                             cache_dir=Path(models_dir) / PREFIX_STATE_DIR)
         except PrefixMismatchError as exc:
             if not prefix_optional:
                 raise

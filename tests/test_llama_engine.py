@@ -355,3 +355,78 @@ def test_loading_the_engine_prints_nothing_a_user_cannot_act_on(engines, capfd):
     LlamaCppModel(loaded.path, fingerprint=loaded.fingerprint)
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.slow
+@needs_llama
+def test_a_load_in_a_thread_leaves_the_process_s_own_output_alone(engines, capfd):
+    """The model loads beside retrieval, which may print (a progress bar): nothing may swallow its lines."""
+    import threading
+
+    from birdsdao.language_model.llama_engine import LlamaCppModel
+
+    loaded = engines["llama.cpp", False]
+    capfd.readouterr()
+    thread = threading.Thread(target=LlamaCppModel, args=(loaded.path,), kwargs={"fingerprint": loaded.fingerprint})
+    thread.start()
+    printed = 0
+    while thread.is_alive():
+        print(f"still here {printed}", file=sys.stderr, flush=True)
+        printed += 1
+        time.sleep(0.005)
+    thread.join()
+    captured = capfd.readouterr()
+    assert printed > 10 and captured.err.count("still here") == printed
+    assert "llama" not in captured.err and captured.out == ""
+
+
+@pytest.mark.slow
+@needs_llama
+def test_the_prefix_state_is_kept_on_disk_and_read_back_the_same(engines, tmp_path, monkeypatch):
+    from birdsdao.language_model.llama_engine import LlamaCppModel
+
+    loaded = engines["llama.cpp", True]
+    cache = tmp_path / "states"
+    built = []
+    real_build = LlamaCppModel._build_prefix_state
+
+    def counted(self, prefix):
+        built.append(prefix)
+        real_build(self, prefix)
+
+    monkeypatch.setattr(LlamaCppModel, "_build_prefix_state", counted)
+    first = LlamaCppModel(loaded.path, fingerprint=loaded.fingerprint)
+    first.set_prefix(loaded.prefix, cache_dir=cache)
+    saved = list(cache.glob("prefix-*.state"))
+    assert len(built) == 1 and len(saved) == 1 and saved[0].read_bytes() == first._prefix_state
+
+    second = LlamaCppModel(loaded.path, fingerprint=loaded.fingerprint)  # as in a new process
+    second.set_prefix(loaded.prefix, cache_dir=cache)
+    assert len(built) == 1  # read, not built
+    ids = first.tokenize("What does a bald eagle eat?")
+    np.testing.assert_array_equal(first.start(ids), second.start(ids))
+
+    saved[0].write_bytes(b"\x01" * 64)  # damaged: llama.cpp refuses it, so it is built again and replaced
+    third = LlamaCppModel(loaded.path, fingerprint=loaded.fingerprint)
+    third.set_prefix(loaded.prefix, cache_dir=cache)
+    assert len(built) == 2 and saved[0].read_bytes() == first._prefix_state
+    np.testing.assert_array_equal(third.start(ids), second.start(ids))
+
+    other = type(loaded.prefix)(loaded.prefix.folder, loaded.prefix.keys * 0.5, loaded.prefix.values)
+    second.set_prefix(other, cache_dir=cache)  # other values: another file, never the first one's state
+    assert len(built) == 3 and len(list(cache.glob("prefix-*.state"))) == 2
+
+
+@pytest.mark.slow
+@needs_llama
+def test_the_threads_are_chosen_for_each_answer_not_at_load(engines, monkeypatch):
+    import llama_cpp
+
+    from birdsdao.language_model import llama_engine
+
+    model = engines["llama.cpp", False]
+    ids = model.tokenize("What does a bald eagle eat?")
+    for threads in (1, 2):
+        monkeypatch.setattr(llama_engine, "idle_cores", lambda threads=threads: threads)
+        model.start(ids)
+        assert llama_cpp.llama_n_threads(model._ctx) == threads

@@ -85,11 +85,13 @@ def ask(
                              model=ModelChoice(base_model, prefix, no_prefix, device, quantization_bit, off=no_llm))
     assistant = Assistant(config, ConsoleReporter())
     assistant.check_model_options()  # a typo fails before a KB is built
+    if question is not None and assistant.needs_model(question_language(question)):
+        assistant.load_model_in_background(required=no_kb)  # while the KB opens and the passages are found
     if not no_kb:
-        assistant.prepare_kb()  # a missing KB fails before any model loads
-    if assistant.needs_model(question_language(question) if question else None):
-        assistant.model(required=no_kb)  # loaded before the first question, not in the middle of the chat
+        assistant.prepare_kb()  # a missing KB fails before a chat's model loads
     if question is None:
+        if assistant.needs_model():
+            assistant.model(required=no_kb)  # loaded before the first question, not in the middle of the chat
         _chat(assistant)
         return
     started = time.perf_counter()
