@@ -133,11 +133,3 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
     return replace(loaded, model=model)
 
 
-def try_load_answering_model(base_model: str | os.PathLike | None, models_dir: Path, **options):
-    """(model, None), or (None, the reason) when it cannot load: with a KB, retrieved passages still answer."""
-    from birdsdao.errors import BirdsError
-
-    try:
-        return load_answering_model(base_model, models_dir, **options), None
-    except (BirdsError, OSError) as exc:
-        return None, str(exc)
