@@ -41,7 +41,6 @@ def run(args) -> None:
     from birdsdao.knowledge.builtin import BUILTIN_NAME, ensure_builtin
     from birdsdao.knowledge.faithfulness import check
     from birdsdao.knowledge.faithfulness_gold import has_key_fact, read_gold
-    from birdsdao.knowledge.retrieval import search
     from birdsdao.language_model.generate import GenerationSettings
 
     langs = set(args.langs.split(","))
@@ -64,8 +63,7 @@ def run(args) -> None:
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     out = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - written line by line through the run
     for number, record in enumerate(gold, start=1):
-        with address.open() as store:
-            hits = search(store.get(BUILTIN_NAME), embedder, record.question, k=3)
+        hits = service.search_kb(address, BUILTIN_NAME, embedder, record.question, k=3)
         passages = [hit.text for hit in hits if hit.relevant]
         row = {"qid": record.qid, "lang": record.lang, "kind": record.kind, "question": record.question,
                "key_fact": record.key_fact, "passages": passages, "own_card_found": any(

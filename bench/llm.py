@@ -18,6 +18,8 @@ With the [fast] extra installed, `--part engines` compares llama.cpp with transf
     on each engine.
 
     python bench/llm.py --part engines [--rounds 3] [--samples 24]
+
+`--part heldout --samples N` runs that held-out evaluation alone, transformers float32 vs llama.cpp, on N records.
 """
 
 from __future__ import annotations
@@ -189,9 +191,33 @@ def engines(rounds: int, samples: int, tokens: int) -> None:
               f"{scores['rouge-l']:>8.2f}")
 
 
+def heldout(samples: int) -> None:
+    """The bundled prefix's held-out evaluation alone, transformers float32 (the reference) vs llama.cpp: on more
+    records than `--part engines` has time for, since one answer that takes another token at a near-tie moves
+    ROUGE on 24 answers by points."""
+    import os
+
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
+
+    models = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-"))) / "models"
+    print(f"bundled prefix, held-out evaluation ({samples} records of data/ptune/dev.json):")
+    print(f"  {'':26} {'BLEU-4':>7} {'ROUGE-1':>8} {'ROUGE-2':>8} {'ROUGE-L':>8}")
+    rows = {}
+    for label, engine, fast in (("transformers float32", "transformers", False),
+                                ("llama.cpp Q4_K_M", "llama.cpp", True)):
+        model = load_answering_model(None, models, prefix=BUNDLED_PREFIX, engine=engine, fast=fast)
+        rows[label] = scores = heldout_scores(model, samples)
+        del model
+        print(f"  {label:26} {scores['bleu-4']:>7.2f} {scores['rouge-1']:>8.2f} {scores['rouge-2']:>8.2f} "
+              f"{scores['rouge-l']:>8.2f}", flush=True)
+    first, second = rows.values()
+    print(f"  {'difference':26} " + " ".join(f"{second[key] - first[key]:>+{width}.2f}" for key, width in
+                                             (("bleu-4", 7), ("rouge-1", 8), ("rouge-2", 8), ("rouge-l", 8))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("speed", "engines"), default="speed")
+    parser.add_argument("--part", choices=("speed", "engines", "heldout"), default="speed")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--ptune-steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
@@ -202,6 +228,8 @@ def main() -> None:
         return ptune_child(*args.child)
     if args.part == "engines":
         return engines(args.rounds, args.samples, args.tokens)
+    if args.part == "heldout":
+        return heldout(args.samples)
     from birdsdao.language_model.models import load_model
     from birdsdao.language_model.prompts import build_prompt
     from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores

@@ -41,12 +41,11 @@ def run(home: Path, embedding_model: str | None = None, kbs: tuple[str, ...] = (
         built = round(time.perf_counter() - started, 1)
     print(f"{model.name}: built (corpus {corpus_built} s, cards {built} s)", file=sys.stderr, flush=True)
     results = {}
-    with address.open() as store:
-        for kb_name, gold_kb, key in (("gold-corpus", "corpus", corpus_key), (BUILTIN_NAME, "cards", card_key)):
-            if gold_kb not in kbs:
-                continue
-            questions = [q for q in gold if q.kb == gold_kb]
-            results[gold_kb] = evaluate_kb(store.get(kb_name), model, questions, key)
+    for kb_name, gold_kb, key in (("gold-corpus", "corpus", corpus_key), (BUILTIN_NAME, "cards", card_key)):
+        if gold_kb not in kbs:
+            continue
+        questions = [q for q in gold if q.kb == gold_kb]
+        results[gold_kb] = evaluate_kb(service.snapshot(address, kb_name), model, questions, key)  # as birds asks
     return {"embedding_model": model.name, "corpus_build_seconds": corpus_built,
             "builtin_build_seconds": built, "results": results}
 

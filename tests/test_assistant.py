@@ -84,6 +84,33 @@ def test_without_a_kb_a_model_that_cannot_load_is_an_error_and_with_one_the_pass
     assert answer.mode == "retrieved" and grounded.model_problem  # said why, answered from the KB
 
 
+def test_the_model_loads_while_the_passages_are_retrieved(settings, notes_kb, tiny_model_dir, monkeypatch):
+    import threading
+
+    import birdsdao.knowledge.service as service
+    import birdsdao.language_model.runtime as runtime
+    from birdsdao.language_model.generate import GenerationSettings
+
+    retrieved = threading.Event()
+    real_search, real_load = service.search_kb, runtime.load_answering_model
+
+    def search(*args, **kwargs):
+        hits = real_search(*args, **kwargs)
+        retrieved.set()
+        return hits
+
+    def load(*args, **kwargs):  # finishes only once the passages are in: it must run beside retrieval
+        assert retrieved.wait(30), "the model loaded before the passages were retrieved, not beside them"
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(service, "search_kb", search)
+    monkeypatch.setattr(runtime, "load_answering_model", load)
+    config = AssistantConfig(settings=settings, kb=notes_kb, model=ModelChoice(base_model=str(tiny_model_dir)),
+                             generation=GenerationSettings(max_new_tokens=4))
+    answer = Assistant(config).ask("Where does the barn swallow spend the winter?").result()
+    assert answer.mode in ("grounded", "guarded") and answer.hits and answer.timings["first_token"] > 0
+
+
 def test_contradictory_choices_fail_when_the_assistant_is_built(settings):
     with pytest.raises(InvalidInputError, match="--no-kb"):
         Assistant(AssistantConfig(settings=settings, kb=None, model=ModelChoice(off=True)))
