@@ -225,18 +225,19 @@ class Assistant:
             self._loading = _in_thread(load_answering_model, choice.base_model, self.config.settings.models_dir,
                                        **options)
 
-        def wait():
-            if self._loading is None:  # a second waiter on the same load
-                return self.model(required=required)
+        loading = self._loading
+
+        def wait():  # any number of waiters (the UI's sessions) share the one load
             with self.reporter.busy("Loading the language model …"):
                 try:
-                    self._model, self.model_problem = self._loading.result(), None
+                    self._model, self.model_problem = loading.result(), None
                 except (BirdsError, OSError) as exc:
                     if required:
                         raise
                     self.model_problem = str(exc)
                 finally:
-                    self._loading = None
+                    if self._loading is loading:
+                        self._loading = None
             if self.model_problem:
                 self.reporter.say(f"The language model did not load ({self.model_problem}); answering with "
                                   "retrieved passages.")

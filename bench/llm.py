@@ -19,7 +19,8 @@ With the [fast] extra installed, `--part engines` compares llama.cpp with transf
 
     python bench/llm.py --part engines [--rounds 3] [--samples 24]
 
-`--part heldout --samples N` runs that held-out evaluation alone, transformers float32 vs llama.cpp, on N records.
+`--part first-token` and `--part heldout --samples N` run the first of those, and the last (transformers float32
+vs llama.cpp, on N records), alone.
 """
 
 from __future__ import annotations
@@ -138,20 +139,17 @@ def heldout_scores(model, samples: int) -> dict[str, float]:
     return text_scores(predictions, [example.answer for example in records])
 
 
-def engines(rounds: int, samples: int, tokens: int) -> None:
+def first_tokens(home: Path, rounds: int) -> None:
+    """`birds ask --generate` from a new process on each engine, interleaved (A, B, A, B …), all caches warm."""
     import os
     import statistics
 
-    from birdsdao.language_model.llama_engine import idle_cores, llama_cpp_available
-    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
+    from birdsdao.language_model.llama_engine import idle_cores
 
-    if not llama_cpp_available():
-        raise SystemExit("llama-cpp-python is not installed: pip install 'birdsdao[fast]' (docs/llm.md)")
-    home = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-")))
-    models = home / "models"
     print(f"BIRDS_HOME {home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"(llama.cpp threads now: {idle_cores()})")
-    # warm every cache first: the KB, the converted model, the int8 output layer, the assembled GGUF
+    # warm every cache first: the KB and its snapshot, the converted model, the int8 output layer, the assembled
+    # GGUF, the prefix's llama.cpp state
     subprocess.run(["birds", "ask", ASK, "--no-llm"], env={**os.environ, "BIRDS_HOME": str(home)}, check=True,
                    capture_output=True)
     for engine in ("transformers", "llama.cpp"):
@@ -167,7 +165,21 @@ def engines(rounds: int, samples: int, tokens: int) -> None:
         print(f"  {label}:")
         for engine, times in runs.items():
             runs_text = ", ".join(f"{t:.1f}" for t in times)
-            print(f"    {engine:12} median {statistics.median(times):5.1f}  (runs: {runs_text})")
+            print(f"    {engine:12} median {statistics.median(times):5.1f}  (runs: {runs_text})", flush=True)
+
+
+def engines(rounds: int, samples: int, tokens: int) -> None:
+    import os
+    import statistics
+
+    from birdsdao.language_model.llama_engine import llama_cpp_available
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
+
+    if not llama_cpp_available():
+        raise SystemExit("llama-cpp-python is not installed: pip install 'birdsdao[fast]' (docs/llm.md)")
+    home = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-")))
+    models = home / "models"
+    first_tokens(home, rounds)
 
     loaded = {engine: load_answering_model(None, models, prefix=BUNDLED_PREFIX, engine=engine)
               for engine in ("transformers", "llama.cpp")}
@@ -217,7 +229,7 @@ def heldout(samples: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("speed", "engines", "heldout"), default="speed")
+    parser.add_argument("--part", choices=("speed", "engines", "first-token", "heldout"), default="speed")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--ptune-steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
@@ -230,6 +242,11 @@ def main() -> None:
         return engines(args.rounds, args.samples, args.tokens)
     if args.part == "heldout":
         return heldout(args.samples)
+    if args.part == "first-token":
+        import os
+
+        return first_tokens(Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-"))),
+                            args.rounds)
     from birdsdao.language_model.models import load_model
     from birdsdao.language_model.prompts import build_prompt
     from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores

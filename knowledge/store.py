@@ -208,7 +208,10 @@ class KnowledgeBase:
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.info.embedding_dimension or -1)
         snapshot = KbSnapshot(self.info.slug, self.metadata, ids, texts, metas, matrix, self.location)
         if self.kb_dir is not None:
-            snapshot.write(self.kb_dir)
+            try:
+                snapshot.write(self.kb_dir)
+            except OSError:  # a folder this user may read but not write: searched from memory this time
+                pass
         return snapshot
 
     def all_chunks(self) -> tuple[list[str], list[str], list[dict]]:

@@ -1,6 +1,7 @@
 """A KB's snapshot: what search reads without Chroma, never out of date after a birdsdao write."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,14 @@ def test_a_write_that_fails_half_way_leaves_no_snapshot_behind(address, notes, m
     assert not snapshot_path(address.kb_dir, "notes").exists()
     monkeypatch.undo()
     assert service.query(address, "notes", QUESTIONS[1], k=1)[0].source.endswith("loon.txt")
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_search_working(address, notes):
+    from birdsdao.knowledge.snapshot import SNAPSHOT_DIR
+
+    service.create(address, "notes")
+    service.add(address, "notes", [notes])
+    shutil.rmtree(address.kb_dir / SNAPSHOT_DIR)
+    (address.kb_dir / SNAPSHOT_DIR).write_text("a file where the folder would go", encoding="utf-8")
+    hits = service.query(address, "notes", QUESTIONS[0], k=1)
+    assert hits[0].source.endswith("swallow.md")
