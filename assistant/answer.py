@@ -133,6 +133,10 @@ class Asker:
 
                 answer.mode = "extractive"
                 return answer, self._fixed(answer, extractive_answer(question, relevant, lang))
+            if self.style != "passages" and self.model is None:
+                from birdsdao.knowledge.faithfulness import prepare
+
+                prepare()  # what the guard will read, while the model may still be loading
             if self.style == "passages" or self._model() is None:
                 answer.mode = "retrieved"
                 return answer, self._fixed(answer, retrieved_text(relevant, lang))

@@ -254,6 +254,12 @@ def _known_bird_names() -> tuple[str, ...]:
     return tuple(sorted(names, key=len, reverse=True))
 
 
+def prepare() -> None:
+    """Read the names and places `check` looks for (0.3 s, once a process): callable while the model loads."""
+    _known_bird_names()
+    _places()
+
+
 def bird_names(text: str, lang: str) -> list[str]:
     """Bird names an answer uses: known names, capitalised English names ending in a kind of bird, and
     Chinese words ending in a bird character (jieba, with the known names kept whole)."""
