@@ -95,6 +95,8 @@ def identify(
     if not no_describe:
         assistant.check_model_options()  # before the photos, not after them
     check_inputs(photos, save)  # a missing photo or an unwritable --save fails before any model loads
+    if not no_describe and assistant.needs_model(lang):
+        assistant.load_model_in_background(required=False)  # while the photos are read
     started = time.perf_counter()
     options = IdentifyOptions(conf=conf, iou=iou, certain=certain, save=save, lang=lang)
     results = []
