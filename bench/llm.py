@@ -139,6 +139,13 @@ def heldout_scores(model, samples: int) -> dict[str, float]:
     return text_scores(predictions, [example.answer for example in records])
 
 
+def bench_home() -> Path:
+    """BIRDS_BENCH_HOME (caches kept between runs), else a new temporary folder."""
+    import os
+
+    return Path(os.environ.get("BIRDS_BENCH_HOME") or tempfile.mkdtemp(prefix="birds-bench-"))
+
+
 def first_tokens(home: Path, rounds: int) -> None:
     """`birds ask --generate` from a new process on each engine, interleaved (A, B, A, B …), all caches warm."""
     import os
@@ -169,7 +176,6 @@ def first_tokens(home: Path, rounds: int) -> None:
 
 
 def engines(rounds: int, samples: int, tokens: int) -> None:
-    import os
     import statistics
 
     from birdsdao.language_model.llama_engine import llama_cpp_available
@@ -177,7 +183,7 @@ def engines(rounds: int, samples: int, tokens: int) -> None:
 
     if not llama_cpp_available():
         raise SystemExit("llama-cpp-python is not installed: pip install 'birdsdao[fast]' (docs/llm.md)")
-    home = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-")))
+    home = bench_home()
     models = home / "models"
     first_tokens(home, rounds)
 
@@ -207,11 +213,10 @@ def heldout(samples: int) -> None:
     """The bundled prefix's held-out evaluation alone, transformers float32 (the reference) vs llama.cpp: on more
     records than `--part engines` has time for, since one answer that takes another token at a near-tie moves
     ROUGE on 24 answers by points."""
-    import os
 
     from birdsdao.language_model.runtime import BUNDLED_PREFIX, load_answering_model
 
-    models = Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-"))) / "models"
+    models = bench_home() / "models"
     print(f"bundled prefix, held-out evaluation ({samples} records of data/ptune/dev.json):")
     print(f"  {'':26} {'BLEU-4':>7} {'ROUGE-1':>8} {'ROUGE-2':>8} {'ROUGE-L':>8}")
     rows = {}
@@ -243,10 +248,7 @@ def main() -> None:
     if args.part == "heldout":
         return heldout(args.samples)
     if args.part == "first-token":
-        import os
-
-        return first_tokens(Path(os.environ.get("BIRDS_BENCH_HOME", tempfile.mkdtemp(prefix="birds-bench-"))),
-                            args.rounds)
+        return first_tokens(bench_home(), args.rounds)
     from birdsdao.language_model.models import load_model
     from birdsdao.language_model.prompts import build_prompt
     from birdsdao.language_model.ptune import PtuneConfig, load_prefix, run_ptune, text_scores

@@ -138,6 +138,6 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
 
 def _filter(index: LexicalIndex, where: dict | None) -> list[int]:
     """Chunk positions that satisfy a plain {key: value} filter (the subset Chroma's `where` and we share)."""
-    if not where:
-        return list(range(len(index.ids)))
-    return [i for i, meta in enumerate(index.metas) if all(meta.get(key) == value for key, value in where.items())]
+    from birdsdao.knowledge.store import matches
+
+    return [i for i, meta in enumerate(index.metas) if matches(meta, where)]

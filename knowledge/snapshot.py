@@ -62,10 +62,9 @@ class KbSnapshot:
         """The `n` chunks closest to `vector` by cosine, as (id, cosine distance), closest first."""
         query = np.asarray(vector, dtype=np.float32)
         query = query / (np.linalg.norm(query) or 1.0)
-        rows = np.arange(len(self.ids))
-        if where:
-            rows = np.array([i for i, meta in enumerate(self.metas)
-                             if all(meta.get(key) == value for key, value in where.items())], dtype=int)
+        from birdsdao.knowledge.store import matches
+
+        rows = np.array([i for i, meta in enumerate(self.metas) if matches(meta, where)], dtype=int)
         if not len(rows):
             return []
         # einsum, not `@`: a BLAS product wakes OpenBLAS's thread, which then spins on a core for a while, the

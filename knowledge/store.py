@@ -358,6 +358,11 @@ class KnowledgeBase:
         drop_snapshot(self.kb_dir, self.info.slug)
 
 
+def matches(meta: dict, where: dict | None) -> bool:
+    """Whether a chunk's metadata satisfies a plain {key: value} filter (the subset of Chroma's `where` birds uses)."""
+    return not where or all(meta.get(key) == value for key, value in where.items())
+
+
 def _chroma_where(where: dict | None) -> dict | None:
     """Chroma wants one key per filter, several joined by $and."""
     if not where or len(where) == 1:
