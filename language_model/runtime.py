@@ -127,9 +127,9 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
             if progress:
                 progress(f"Answering without the bundled prefix: {exc}")
     if fast and device == "cpu" and quantization_bit is None:
-        from birdsdao.language_model.speed import head_cache_path, speed_up_for_cpu
+        from birdsdao.language_model.speed import speed_up_for_cpu
 
-        model = speed_up_for_cpu(model, cache=head_cache_path(models_dir, loaded.fingerprint))
+        model = speed_up_for_cpu(model)
     return replace(loaded, model=model)
 
 

@@ -137,6 +137,30 @@ def test_default_gemma_converts_once_and_writes_chinese_and_english(gemma):
     assert len(english) > 1 and any(char.isascii() and char.isalpha() for char in "".join(english))
 
 
+@pytest.mark.slow
+def test_the_default_models_tokenizer_reads_fast_and_encodes_as_gemmas_own(gemma):
+    """The converted tokenizer.json is read by the tokenizers library itself (about 2 s; AutoTokenizer rebuilds
+    Gemma's vocabulary in Python, 5–6 s): the same ids and text as Gemma's own tokenizer class."""
+    from transformers import AutoTokenizer
+
+    from birdsdao.language_model.ptune_data import read_examples
+
+    loaded = load_model(None, gemma["models"])
+    own = AutoTokenizer.from_pretrained(str(loaded.path))
+    assert type(own).__name__ == "GemmaTokenizer" and type(loaded.tokenizer) is not type(own)
+    root = Path(__file__).resolve().parents[1]
+    examples = read_examples(root / "data" / "ptune" / "dev.json")[0][:150]
+    gold = [json.loads(line)["question"] for line in (root / "data" / "retrieval_gold.jsonl").open(encoding="utf-8")]
+    texts = [text for example in examples for text in (example.question, example.answer)] + gold[:150] + [
+        "  two spaces\tand a tab\n\n", "<bos>special<eos> <pad>", "🦅 © ＡＢＣ全角", "x" * 40, ""]
+    for text in texts:
+        ids = loaded.tokenizer(text)["input_ids"]
+        assert ids == own(text)["input_ids"], text
+        assert loaded.tokenizer.decode(ids, skip_special_tokens=True) == own.decode(ids, skip_special_tokens=True)
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "padding_side"):
+        assert getattr(loaded.tokenizer, name) == getattr(own, name), name
+
+
 def alpaca(tmp_path, records, *, lines=False) -> Path:
     path = tmp_path / ("data.jsonl" if lines else "data.json")
     text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) if lines else json.dumps(records)

@@ -189,35 +189,28 @@ def test_llama_cpp_streams_stop_at_a_stop_string_split_across_pieces_and_generat
     assert looping.given == 3
 
 
-# -- the transformers path's CPU cache -------------------------------------------------------------------------
-def test_the_cpu_speed_up_is_cached_on_disk_per_base_and_torch(tiny_model_dir, tmp_path, monkeypatch):
+# -- the transformers path's CPU speed-up ----------------------------------------------------------------------
+def test_the_cpu_speed_up_halves_only_the_output_layer(tiny_model_dir, tmp_path, monkeypatch):
+    """The body and the input embeddings stay float32 (a bfloat16 body prefilled 3.7× slower on an AVX2 CPU),
+    even where the output layer shares its weight with the input embeddings."""
     import torch
 
     from birdsdao.language_model.runtime import load_answering_model
-    from birdsdao.language_model.speed import head_cache_path
 
     monkeypatch.setenv("BIRDS_LLM_ENGINE", "transformers")
     models = tmp_path / "models"
+    reference = load_model(tiny_model_dir, models).model
+    loaded = load_answering_model(tiny_model_dir, models)
+    head = loaded.model.get_output_embeddings()
+    assert head.weight.dtype == torch.bfloat16
+    body = [p for name, p in loaded.model.named_parameters() if p is not head.weight]
+    assert body and all(p.dtype == torch.float32 for p in body)
+    assert torch.equal(loaded.model.get_input_embeddings().weight, reference.get_input_embeddings().weight)
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
-    first = load_answering_model(tiny_model_dir, models)
-    cache = head_cache_path(models, first.fingerprint)
-    assert cache.is_file() and torch.__version__ in cache.name and first.fingerprint in cache.name
-    calls = []
-    real = torch.ao.quantization.quantize_dynamic
-    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", lambda *a, **k: calls.append(1) or real(*a, **k))
-    second = load_answering_model(tiny_model_dir, models)  # a new load, as in a new process
-    assert calls == []  # the int8 output layer came from the file
     with torch.inference_mode():
-        assert torch.equal(first.model(input_ids=ids).logits, second.model(input_ids=ids).logits)
-    # the file holds another output layer (other weights under the same name): computed again and rewritten
-    from birdsdao.language_model.speed import speed_up_for_cpu
-
-    stamp = cache.stat().st_mtime_ns
-    other = load_model(tiny_model_dir, models).model
-    with torch.no_grad():
-        other.get_output_embeddings().weight.mul_(2)
-    speed_up_for_cpu(other, cache=cache)
-    assert calls == [1] and cache.stat().st_mtime_ns != stamp
+        expected, got = reference(input_ids=ids).logits, loaded.model(input_ids=ids).logits
+    assert got.dtype == torch.float32 and torch.equal(expected.argmax(-1), got.argmax(-1))
+    assert torch.allclose(got, expected, atol=0.02 * float(expected.abs().max()))
 
 
 # -- agreement with transformers + peft on the real default model ------------------------------------------------
