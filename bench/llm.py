@@ -2,7 +2,7 @@
 
 Measured in one run, each as a ratio to its baseline:
   * load: the default model cold (GGUF conversion into an empty folder) vs cached (the converted folder);
-  * generation tokens/s, greedy, fp32 vs `speed_up_for_cpu` (bfloat16 body, int8 output layer), with and
+  * generation tokens/s, greedy, fp32 vs `speed_up_for_cpu` (a bfloat16 output layer), with and
     without a prefix, and the BLEU-4 / ROUGE of both against the reference answers below, so that the
     speed does not hide a loss of quality;
   * P-Tuning samples/s and peak memory (RSS) at the original's settings (pre_seq_len 128, source 64,
@@ -12,7 +12,8 @@ Measured in one run, each as a ratio to its baseline:
 
 With the [fast] extra installed, `--part engines` compares llama.cpp with transformers (docs/llm.md), interleaved
 (A, B, A, B …) and reported as medians:
-  * first token of `birds ask QUESTION --generate` in a new process, the built-in KB built, caches warm;
+  * first token of `birds ask QUESTION --generate` (English, Chinese) in a new process, the built-in KB built,
+    caches warm;
   * greedy decoding tokens/s with the bundled prefix;
   * the bundled prefix's held-out evaluation (BLEU-4, ROUGE on data/ptune/dev.json, as `birds ptune` scores it)
     on each engine.
@@ -81,6 +82,7 @@ def tokens_per_second(model, tokenizer, prompts: list[str], tokens: int) -> tupl
 
 
 ASK = "What does a bald eagle eat?"
+ASK_ZH = "白头海雕吃什么？"
 
 
 def first_token_seconds(home: Path, engine: str, question: str = ASK, tokens: int = 1) -> float:
@@ -147,7 +149,8 @@ def bench_home() -> Path:
 
 
 def first_tokens(home: Path, rounds: int) -> None:
-    """`birds ask --generate` from a new process on each engine, interleaved (A, B, A, B …), all caches warm."""
+    """`birds ask --generate` from a new process on each engine, in English and Chinese, interleaved (A, B, A,
+    B …), all caches warm."""
     import os
     import statistics
 
@@ -155,24 +158,27 @@ def first_tokens(home: Path, rounds: int) -> None:
 
     print(f"BIRDS_HOME {home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           f"(llama.cpp threads now: {idle_cores()})")
-    # warm every cache first: the KB and its snapshot, the converted model, the int8 output layer, the assembled
-    # GGUF, the prefix's llama.cpp state
-    subprocess.run(["birds", "ask", ASK, "--no-llm"], env={**os.environ, "BIRDS_HOME": str(home)}, check=True,
-                   capture_output=True)
-    for engine in ("transformers", "llama.cpp"):
+    # warm every cache first: the KB and its snapshot, jieba's index, the converted model, the assembled GGUF,
+    # the prefix's llama.cpp state
+    for question in (ASK, ASK_ZH):
+        subprocess.run(["birds", "ask", question, "--no-llm"], env={**os.environ, "BIRDS_HOME": str(home)},
+                       check=True, capture_output=True)
+    engines = ("transformers", "llama.cpp")
+    for engine in engines:
         first_token_seconds(home, engine)
-    first = {"transformers": [], "llama.cpp": []}
-    whole = {"transformers": [], "llama.cpp": []}
+    runs = {(label, engine): [] for label in ("first token, English", "first token, Chinese", "the answer, English")
+            for engine in engines}
     for _ in range(rounds):
-        for engine in first:
-            first[engine].append(first_token_seconds(home, engine))
-            whole[engine].append(first_token_seconds(home, engine, tokens=160))
-    print(f"birds ask '{ASK}' --generate, new process, KB built, {rounds} interleaved runs, seconds to:")
-    for label, runs in (("first token (--max-new-tokens 1)", first), ("the answer (160 tokens at most)", whole)):
-        print(f"  {label}:")
-        for engine, times in runs.items():
-            runs_text = ", ".join(f"{t:.1f}" for t in times)
-            print(f"    {engine:12} median {statistics.median(times):5.1f}  (runs: {runs_text})", flush=True)
+        for engine in engines:
+            runs["first token, English", engine].append(first_token_seconds(home, engine))
+            runs["first token, Chinese", engine].append(first_token_seconds(home, engine, ASK_ZH))
+            runs["the answer, English", engine].append(first_token_seconds(home, engine, tokens=160))
+    print(f"birds ask QUESTION --generate, new process, KB built, {rounds} interleaved runs, seconds to the first "
+          f"token (--max-new-tokens 1) and to the whole answer (160 tokens at most); English '{ASK}', "
+          f"Chinese '{ASK_ZH}':")
+    for (label, engine), times in runs.items():
+        runs_text = ", ".join(f"{t:.1f}" for t in times)
+        print(f"  {label:22} {engine:12} median {statistics.median(times):5.1f}  (runs: {runs_text})", flush=True)
 
 
 def engines(rounds: int, samples: int, tokens: int) -> None:
@@ -202,7 +208,7 @@ def engines(rounds: int, samples: int, tokens: int) -> None:
     reference = load_answering_model(None, models, prefix=BUNDLED_PREFIX, engine="transformers", fast=False)
     print(f"bundled prefix, held-out evaluation ({samples} records of data/ptune/dev.json):")
     print(f"  {'':26} {'BLEU-4':>7} {'ROUGE-1':>8} {'ROUGE-2':>8} {'ROUGE-L':>8}")
-    for label, model in (("transformers float32", reference), ("transformers bf16/int8", loaded["transformers"]),
+    for label, model in (("transformers float32", reference), ("transformers bf16 head", loaded["transformers"]),
                          ("llama.cpp Q4_K_M", loaded["llama.cpp"])):
         scores = heldout_scores(model, samples)
         print(f"  {label:26} {scores['bleu-4']:>7.2f} {scores['rouge-1']:>8.2f} {scores['rouge-2']:>8.2f} "
