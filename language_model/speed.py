@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 
-class _HalfHead(nn.Module):
+class _BFloat16Head(nn.Module):
     """The output layer in bfloat16; takes the body's float32 states, returns float32 logits."""
 
     def __init__(self, weight: torch.Tensor):
@@ -31,6 +31,6 @@ def speed_up_for_cpu(model: nn.Module) -> nn.Module:
     """Give a causal LM (or a peft model around one) a bfloat16 output layer, in place, for faster CPU
     generation; returns it."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.set_output_embeddings(_HalfHead(base.get_output_embeddings().weight))
+    base.set_output_embeddings(_BFloat16Head(base.get_output_embeddings().weight))
     model.eval()
     return model
