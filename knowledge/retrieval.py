@@ -59,9 +59,9 @@ class Hit:
 
 
 class LexicalIndex:
-    """BM25 over a KB's stored tokens, kept per process until the KB's revision changes."""
+    """BM25 over a KB's stored tokens, kept per process until the KB changes or is made again."""
 
-    _cache: dict[tuple[str, str, int, int], LexicalIndex] = {}
+    _cache: dict[tuple[str, str, str, int, int], LexicalIndex] = {}
 
     def __init__(self, ids: list[str], texts: list[str], metas: list[dict]):
         self.ids, self.texts, self.metas = ids, texts, metas
@@ -70,7 +70,9 @@ class LexicalIndex:
 
     @classmethod
     def of(cls, kb) -> LexicalIndex:
-        key = (kb.location, kb.info.slug, kb.revision, kb.count())
+        # a KB made before "uid" existed is told from a namesake by its creation time
+        made = str(kb.metadata.get("uid") or kb.metadata.get("created", ""))
+        key = (kb.location, kb.info.slug, made, kb.revision, kb.count())
         if key not in cls._cache:
             cls._cache = {k: v for k, v in cls._cache.items() if k[:2] != key[:2]}
             cls._cache[key] = cls(*kb.all_chunks())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -432,6 +433,7 @@ class Store:
             "embedding_fingerprint": model.fingerprint, "embedding_dimension": model.dimension,
             "chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "revision": 0,
+            "uid": uuid.uuid4().hex,  # tells a KB from a namesake made again (retrieval's per-process caches)
         }
         from birdsdao.knowledge.snapshot import drop_snapshot
 

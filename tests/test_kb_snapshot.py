@@ -161,3 +161,21 @@ def test_a_snapshot_that_cannot_be_written_leaves_the_search_working(address, no
     (address.kb_dir / SNAPSHOT_DIR).write_text("a file where the folder would go", encoding="utf-8")
     hits = service.query(address, "notes", QUESTIONS[0], k=1)
     assert hits[0].source.endswith("swallow.md")
+
+
+def test_a_kb_made_again_under_its_name_is_searched_afresh_in_the_same_process(address, tmp_path):
+    """BM25's index is kept per process (the web UI lives long): a KB deleted and made again under the same name,
+    with as many chunks, must not be searched with the old one's words."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "a.md").write_text("# Loon\nThe common loon dives for fish in clear northern lakes.\n", encoding="utf-8")
+    (second / "b.md").write_text("# Swift\nThe common swift sleeps on the wing high above towns.\n", encoding="utf-8")
+    service.create(address, "notes")
+    service.add(address, "notes", [first])
+    assert "loon" in service.query(address, "notes", "Which bird dives in lakes?", k=1, method="bm25")[0].text
+    service.delete(address, "notes")
+    service.create(address, "notes")
+    service.add(address, "notes", [second])
+    for method in ("bm25", "hybrid"):
+        hits = service.query(address, "notes", "Which bird sleeps on the wing?", k=1, method=method)
+        assert "swift" in hits[0].text and Path(hits[0].source).name == "b.md", method
