@@ -77,26 +77,27 @@ def index_path(tokenizer) -> Path:
 
 
 def attach_index(tokenizer) -> bool:
-    """Give an uninitialized jieba tokenizer its dictionary from the index (building the index from jieba's
-    own load the first time); True if the index serves it, False if jieba loaded its dictionary as usual."""
+    """Give an uninitialized jieba tokenizer its dictionary from the index; True if the index serves it. Else
+    (no index yet, or an unreadable one) jieba loads its dictionary as usual and the index is written from it
+    for the next process; False."""
     if tokenizer.initialized:
         return False  # loaded whole already, maybe with words added: kept as it is
+    path = None
     try:
         path = index_path(tokenizer)
-        if not path.is_file():
-            tokenizer.initialize()
-            _write_index(path, tokenizer.FREQ, tokenizer.total)
-            return False  # this process has the whole dictionary already
-        frequencies = DiskFrequencies(path)
-    except (OSError, sqlite3.Error, TypeError, ValueError):  # unreadable or damaged: jieba's own load
-        tokenizer.initialize()  # (a no-op if it ran above) and one try at writing the index again
+        if path.is_file():
+            frequencies = DiskFrequencies(path)
+            tokenizer.FREQ, tokenizer.total, tokenizer.initialized = frequencies, frequencies.total, True
+            return True
+    except (OSError, sqlite3.Error, TypeError, ValueError):
+        pass  # damaged or unreadable: written again below
+    tokenizer.initialize()
+    if path is not None:
         try:
-            _write_index(index_path(tokenizer), tokenizer.FREQ, tokenizer.total)
+            _write_index(path, tokenizer.FREQ, tokenizer.total)
         except (OSError, sqlite3.Error):
-            pass
-        return False
-    tokenizer.FREQ, tokenizer.total, tokenizer.initialized = frequencies, frequencies.total, True
-    return True
+            pass  # a folder we may not write to: the next process loads jieba's dictionary again
+    return False
 
 
 def _write_index(path: Path, frequencies: dict[str, int], total: int) -> None:

@@ -234,6 +234,7 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
         torch_dtype = torch.float16  # INT4 runs did; in float32 it doubles their memory and casts every input
     from transformers.utils import logging as hf_logging
 
+    default = spec in (None, "", DEFAULT_MODEL)
     _hush_library_notices()
     hf_logging.disable_progress_bar()  # a bar per tensor on every load says nothing useful; `progress` speaks
     try:
@@ -244,13 +245,13 @@ def load_model(spec: str | os.PathLike | None, models_dir: Path, *, device: str 
             model, tokenizer = load_chatglm2(folder, dtype=torch_dtype, device=device,
                                              quantization_bit=quantization_bit)
         else:
-            model, tokenizer = _load_auto(folder, torch_dtype, extra, default=spec in (None, "", DEFAULT_MODEL))
+            model, tokenizer = _load_auto(folder, torch_dtype, extra, default=default)
             if not extra:  # a bitsandbytes model is placed on its GPU by from_pretrained
                 model.to(device)
     finally:
         hf_logging.enable_progress_bar()
     model.eval()
-    name = DEFAULT_MODEL if spec in (None, "", DEFAULT_MODEL) else str(folder)
+    name = DEFAULT_MODEL if default else str(folder)
     if name == DEFAULT_MODEL:
         check_round_trip(tokenizer, f"the tokenizer saved in {folder}")
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, path=folder,
