@@ -114,7 +114,8 @@ def load_answering_model(base_model: str | os.PathLike | None, models_dir: Path,
                 raise
             if progress:
                 progress(f"Running transformers instead of llama.cpp: {exc}")
-    loaded = load_model(base_model, models_dir, device=device, progress=progress, quantization_bit=quantization_bit)
+    loaded = load_model(base_model, models_dir, device=device, progress=progress, quantization_bit=quantization_bit,
+                        answering=True)
     model = loaded.model
     if prefix is not None:
         from birdsdao.language_model.ptune import PrefixMismatchError, load_prefix

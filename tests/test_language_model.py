@@ -161,6 +161,89 @@ def test_the_default_models_tokenizer_reads_fast_and_encodes_as_gemmas_own(gemma
         assert getattr(loaded.tokenizer, name) == getattr(own, name), name
 
 
+def data_texts() -> list[str]:
+    """Every line of every text file under data/, and each file's opening, plus runs of white space in contexts."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    texts = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".txt", ".md"):
+            text = path.read_text(encoding="utf-8")
+            texts += text.splitlines() + [text[:5000]]
+    for blank in (" ", "\n", "\t", "\u3000"):
+        for length in range(1, 100):
+            texts += [context.format(blank * length) for context in ("{}", "a{}b", '{}"x"', "。{}鸟", "x{}<eos>")]
+    return texts + ["<bos>special<eos> <pad><unk>", "<start_of_turn>user\nhi<end_of_turn>", "<unused0><mask>",
+                    "[multimodal]", "🦅 © ＡＢＣ全角", ""]
+
+
+@pytest.mark.slow
+def test_answering_reads_the_tokenizer_with_sentencepiece_and_gets_transformers_ids_and_text(gemma):
+    """`load_model(answering=True)` reads the default model's tokenizer with sentencepiece (written when the model
+    was converted): the same ids as transformers' tokenizer on every text of data/ (with and without the BOS,
+    special tokens written in text, long runs of spaces), and the same decoded text, special tokens skipped or
+    not, also for random ids."""
+    import random
+
+    from birdsdao.language_model.models import _default_tokenizer
+    from birdsdao.language_model.sentencepiece_tokenizer import SentencePieceTokenizer
+
+    assert any("sentencepiece" in message for message in gemma["messages"])
+    loaded = load_model(None, gemma["models"], answering=True)
+    ours, reference = loaded.tokenizer, _default_tokenizer(loaded.path)
+    assert isinstance(ours, SentencePieceTokenizer)
+    texts = data_texts()
+    assert len(texts) > 20_000
+    for text in texts:
+        for special in (True, False):
+            assert ours(text, add_special_tokens=special)["input_ids"] == \
+                reference(text, add_special_tokens=special)["input_ids"], text
+        ids = reference(text)["input_ids"]
+        for skip in (True, False):
+            assert ours.decode(ids, skip_special_tokens=skip) == reference.decode(ids, skip_special_tokens=skip), text
+    draw = random.Random(0)
+    for _ in range(1000):
+        ids = [draw.randrange(262_144) for _ in range(draw.randrange(1, 12))]
+        assert ours.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True), ids
+    tensors = ours("白头海雕吃什么？", return_tensors="pt")
+    assert tensors["input_ids"].tolist() == [reference("白头海雕吃什么？")["input_ids"]]
+    assert tensors["attention_mask"].shape == tensors["input_ids"].shape
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "padding_side"):
+        assert getattr(ours, name) == getattr(reference, name), name
+
+
+@pytest.mark.slow
+def test_a_model_folder_without_the_sentencepiece_files_gets_them_once_and_a_mismatch_keeps_transformers(
+        gemma, tmp_path):
+    """A default model folder converted before the sentencepiece files existed gets them on its first answering
+    load (from the packaged GGUF); where they were found not to match transformers' tokenizer, answering keeps
+    transformers' tokenizer."""
+    import os
+
+    from birdsdao.language_model.models import default_model_dir
+    from birdsdao.language_model.sentencepiece_tokenizer import INFO_FILE, MODEL_FILE, SentencePieceTokenizer
+
+    source = default_model_dir(gemma["models"])
+    older = default_model_dir(tmp_path)
+    older.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.name not in (MODEL_FILE, INFO_FILE):
+            os.link(path, older / path.name)  # the 1 GB of weights, shared
+    messages = []
+    loaded = load_model(None, tmp_path, answering=True, progress=messages.append)
+    assert isinstance(loaded.tokenizer, SentencePieceTokenizer)
+    assert (older / MODEL_FILE).is_file() and [m for m in messages if "sentencepiece" in m]
+    assert not list(tmp_path.glob(".gguf-*"))  # the GGUF it was read from is gone
+    info = json.loads((older / INFO_FILE).read_text(encoding="utf-8"))
+    assert info["mismatch"] is None and 1 in info["special_ids"] and 105 in info["special_ids"]
+    messages.clear()
+    assert isinstance(load_model(None, tmp_path, answering=True, progress=messages.append).tokenizer,
+                      SentencePieceTokenizer)
+    assert not [m for m in messages if "sentencepiece" in m]
+    (older / INFO_FILE).write_text(json.dumps({**info, "mismatch": "some text"}), encoding="utf-8")
+    tokenizer = load_model(None, tmp_path, answering=True).tokenizer
+    assert not isinstance(tokenizer, SentencePieceTokenizer) and tokenizer.decode([2, 818]) == "<bos>The"
+
+
 def alpaca(tmp_path, records, *, lines=False) -> Path:
     path = tmp_path / ("data.jsonl" if lines else "data.json")
     text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) if lines else json.dumps(records)
