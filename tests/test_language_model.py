@@ -213,12 +213,13 @@ def test_answering_reads_the_tokenizer_with_sentencepiece_and_gets_transformers_
 
 @pytest.mark.slow
 def test_a_model_folder_without_the_sentencepiece_files_gets_them_once_and_a_mismatch_keeps_transformers(
-        gemma, tmp_path):
+        gemma, tmp_path, monkeypatch):
     """A default model folder converted before the sentencepiece files existed gets them on its first answering
-    load (from the packaged GGUF); where they were found not to match transformers' tokenizer, answering keeps
-    transformers' tokenizer."""
+    load (from the packaged GGUF); where they cannot be written, or were found not to match transformers'
+    tokenizer, answering keeps transformers' tokenizer."""
     import os
 
+    from birdsdao.language_model import sentencepiece_tokenizer
     from birdsdao.language_model.models import default_model_dir
     from birdsdao.language_model.sentencepiece_tokenizer import INFO_FILE, MODEL_FILE, SentencePieceTokenizer
 
@@ -229,6 +230,15 @@ def test_a_model_folder_without_the_sentencepiece_files_gets_them_once_and_a_mis
         if path.name not in (MODEL_FILE, INFO_FILE):
             os.link(path, older / path.name)  # the 1 GB of weights, shared
     messages = []
+
+    def unwritable(*args):
+        raise PermissionError(13, "Permission denied", str(older / MODEL_FILE))
+
+    monkeypatch.setattr(sentencepiece_tokenizer, "write_sentencepiece_files", unwritable)
+    tokenizer = load_model(None, tmp_path, answering=True, progress=messages.append).tokenizer
+    assert not isinstance(tokenizer, SentencePieceTokenizer) and "Permission denied" in messages[-1]
+    monkeypatch.undo()
+    messages.clear()
     loaded = load_model(None, tmp_path, answering=True, progress=messages.append)
     assert isinstance(loaded.tokenizer, SentencePieceTokenizer)
     assert (older / MODEL_FILE).is_file() and [m for m in messages if "sentencepiece" in m]
