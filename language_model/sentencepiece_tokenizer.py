@@ -30,13 +30,12 @@ INFO_FILE = "sentencepiece.json"
 _SPACE = "\u2581"  # SentencePiece's visible space
 
 # llama.cpp's token kinds in a GGUF, which are SentencePiece's own numbers
-_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4
-
+_UNKNOWN, _CONTROL, _USER_DEFINED = 2, 3, 4
 
 # what the files are checked on against transformers' tokenizer when they are written (tests check far more)
 CHECKED_TEXTS = ("丹顶鹤生活在湿地，以鱼虾为食。", "The bald eagle eats fish.", "请告诉我些关于BANANAQUIT的知识吧？",
                  "  two  spaces\tand a tab\n\n\nthree lines", "<start_of_turn>user\nhi<end_of_turn>", " " * 40 + "x",
-                 "🦅 © ＡＢＣ全角　空格", "Haemorhous mexicanus, 13–14 cm (5.1–5.5 in)")
+                 "🦅 © ＡＢＣ全角　空格", "Haemorhous mexicanus, 13–14 cm (5.1–5.5 in)", "a <eos> b<pad><unk>")
 
 
 def write_sentencepiece_files(gguf: Path, folder: Path, reference) -> None:
