@@ -116,7 +116,10 @@ def convert_default_model(target: Path, progress: Progress | None = None) -> Pat
         quantized = AutoModelForCausalLM.from_pretrained(str(staging), gguf_file=gguf.name)
         model = _plain_copy(quantized)
         say("Writing the tokenizer for sentencepiece (about 20 s)")
-        write_sentencepiece_files(gguf, staging, tokenizer)
+        try:
+            write_sentencepiece_files(gguf, staging, tokenizer)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # answering can read tokenizer.json instead
+            say(f"Could not write the tokenizer for sentencepiece ({exc!r}); answers will read tokenizer.json")
         gguf.unlink()
         say(f"Saving safetensors to {target}")
         model.save_pretrained(staging)
@@ -333,9 +336,9 @@ def _answering_tokenizer(folder: Path, progress: Progress | None):
     try:
         return sentencepiece_tokenizer(folder, lambda: _packaged_gguf(folder.parent),
                                        lambda: _default_tokenizer(folder), progress)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
         if progress:
-            progress(f"Reading the tokenizer with transformers instead of sentencepiece ({exc})")
+            progress(f"Reading the tokenizer with transformers instead of sentencepiece ({exc!r})")
         return None
 
 

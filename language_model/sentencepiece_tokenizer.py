@@ -21,6 +21,7 @@ edge cases whenever the files are written: where they differ, answering keeps tr
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -183,6 +184,8 @@ def sentencepiece_tokenizer(folder: Path, gguf_source, reference, progress=None)
     that gives the GGUF to read, `reference()` transformers' tokenizer); None where they did not match it."""
     folder = Path(folder)
     if not (folder / INFO_FILE).is_file() or not (folder / MODEL_FILE).is_file():
+        if not os.access(folder, os.W_OK):  # before 20 s of reading the GGUF, not after
+            raise PermissionError(13, "Permission denied", str(folder))
         if progress:
             progress("Writing the tokenizer for sentencepiece (once, about 20 s)")
         with gguf_source() as gguf:
