@@ -27,9 +27,7 @@ def print_sources(answer) -> None:
     label = "来源" if answer.lang == "zh" else "Sources"
     output.console.print(f"[dim]{label}:[/]")
     for number, hit in enumerate(answer.hits, start=1):
-        page = f" p.{hit.page}" if hit.page else ""
-        output.console.print(f"[dim]  [{number}] {hit.source}{page} #{hit.chunk} (score {hit.score:.2f})[/]",
-                             highlight=False)
+        output.console.print(f"[dim]  [{number}] {hit.citation} (score {hit.score:.2f})[/]", highlight=False)
 
 
 def print_reply(reply, *, sources: bool = True) -> None:

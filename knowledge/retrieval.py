@@ -29,6 +29,19 @@ MIN_COVERAGE = 0.4
 MIN_SIMILARITY = 0.55
 
 
+def shown_source(source: str) -> str:
+    """`source` with the installed package's data folder written `data/` (the repository's name for it): a
+    built-in card's path in site-packages says nothing to a reader. Other sources are shown whole."""
+    from pathlib import Path
+
+    from birdsdao.resources import data_dir
+
+    try:
+        return "data/" + Path(source).relative_to(data_dir()).as_posix()
+    except ValueError:
+        return source
+
+
 @dataclass
 class Hit:
     id: str
@@ -49,6 +62,13 @@ class Hit:
     def relevant(self) -> bool:
         close = self.similarity_floor is not None and (self.similarity or 0.0) >= self.similarity_floor
         return self.names_bird or self.coverage >= MIN_COVERAGE or close
+
+    @property
+    def citation(self) -> str:
+        """Where the chunk comes from, as a reader is shown it: file (the bundled cards as `data/species/…`
+        rather than wherever the package is installed), page and chunk."""
+        page = f" p.{self.page}" if self.page else ""
+        return f"{shown_source(self.source)}{page} #{self.chunk}"
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -185,3 +185,16 @@ def test_prefix_and_no_prefix_together_are_refused(tmp_path):
 def test_ui_refuses_prefix_and_no_prefix_together(tmp_path):
     result = run("ui", "--prefix", str(tmp_path), "--no-prefix")
     assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_a_built_in_card_is_cited_by_its_place_in_the_package_not_the_install_path():
+    from birdsdao.knowledge.retrieval import shown_source
+    from birdsdao.resources import data_dir
+
+    shown = run("ask", "白头海雕吃什么？")
+    assert shown.exit_code == 0, shown.output
+    assert "[1] data/species/bald-eagle.yaml#zh p." in shown.output
+    assert str(data_dir()) not in shown.output
+    scripted = json.loads(run("ask", "白头海雕吃什么？", "--json").stdout)  # scripts still get the file's path
+    assert scripted["sources"][0]["source"] == str(data_dir() / "species" / "bald-eagle.yaml") + "#zh"
+    assert shown_source("/home/me/notes/鸟.md") == "/home/me/notes/鸟.md"

@@ -147,6 +147,6 @@ def prepare_kb(name: str) -> None:
 def show_sources(hits) -> None:
     if not hits:
         return
-    lines = [f"[{number}] {hit.source}{f' p.{hit.page}' if hit.page else ''} #{hit.chunk} ({hit.score:.2f})"
+    lines = [f"[{number}] {hit.citation} ({hit.score:.2f})"
              for number, hit in enumerate(hits, start=1)]
     st.caption(f"{t('sources')}:  \n" + "  \n".join(lines))

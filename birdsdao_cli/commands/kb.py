@@ -285,8 +285,7 @@ def search(
     table.add_column("source", overflow="fold")
     table.add_column("text")
     for rank, hit in enumerate(hits, start=1):
-        where = hit.source + (f" p.{hit.page}" if hit.page else "") + f" #{hit.chunk}"
-        table.add_row(str(rank), f"{hit.score:.3f}", "yes" if hit.relevant else "no", where,
+        table.add_row(str(rank), f"{hit.score:.3f}", "yes" if hit.relevant else "no", hit.citation,
                       _snippet(hit.text))
     output.stdout.print(table)
 
