@@ -22,6 +22,11 @@ With the [fast] extra installed, `--part engines` compares llama.cpp with transf
 
 `--part first-token` and `--part heldout --samples N` run the first of those, and the last (transformers float32
 vs llama.cpp, on N records), alone.
+
+`--part output-layer` asks what a smaller output layer would buy on llama.cpp: the GGUF's 262,144 × 640 embedding
+table (Q8_0, also its output layer) requantized by llama.cpp's own quantizer to 5 and 4 bits, decoding interleaved
+with the packaged file, and how often each then chooses other tokens than the packaged file does on held-out
+questions (greedy answers identical, top-1 token the same at each step of the packaged file's answer).
 """
 
 from __future__ import annotations
@@ -238,9 +243,107 @@ def heldout(samples: int) -> None:
                                              (("bleu-4", 7), ("rouge-1", 8), ("rouge-2", 8), ("rouge-l", 8))))
 
 
+def requantized_gguf(source: Path, folder: Path, kind: str) -> Path:
+    """`source` with its token embedding table (Gemma's output layer too) requantized to `kind` by llama.cpp;
+    every other tensor is copied as it is."""
+    import ctypes
+
+    import llama_cpp
+
+    from birdsdao.language_model.llama_engine import silence_llama_cpp_logs
+
+    silence_llama_cpp_logs(llama_cpp)
+    target = folder / f"{source.stem}-{kind}.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M  # the packaged file's: its other tensors stay as they are
+    params.allow_requantize = True
+    params.token_embedding_type = getattr(llama_cpp, f"GGML_TYPE_{kind.upper()}")
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params)) != 0:
+        raise SystemExit(f"llama.cpp could not requantize {source} to {kind}")
+    return target
+
+
+def read_rate(megabytes: int = 178, threads: int = 2, rounds: int = 5) -> float:
+    """GB/s at which `threads` threads read an array of `megabytes` (the best of `rounds`): how fast a layer of
+    that size can be streamed from memory here at most."""
+    import threading
+
+    import numpy as np
+
+    parts = np.array_split(np.ones(megabytes * 1_000_000 // 8, dtype=np.int64), threads)
+    best = float("inf")
+    for _ in range(rounds):
+        workers = [threading.Thread(target=part.sum) for part in parts]  # numpy lets go of the GIL as it sums
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        best = min(best, time.perf_counter() - started)
+    return megabytes / 1000 / best
+
+
+def output_layer(rounds: int, samples: int, tokens: int) -> None:
+    import statistics
+
+    import numpy as np
+
+    from birdsdao.language_model.generate import GenerationSettings
+    from birdsdao.language_model.llama_engine import DEFAULT_FINGERPRINTS, LlamaCppModel, default_gguf, read_prefix
+    from birdsdao.language_model.prompts import build_prompt
+    from birdsdao.language_model.ptune_data import read_examples
+    from birdsdao.language_model.runtime import BUNDLED_PREFIX
+
+    packaged = default_gguf(bench_home() / "models")
+    fingerprint = next(iter(DEFAULT_FINGERPRINTS.values()))
+    with tempfile.TemporaryDirectory() as work:
+        files = {"Q8_0 (packaged)": packaged}
+        files |= {kind: requantized_gguf(packaged, Path(work), kind) for kind in ("q5_0", "q4_0", "iq4_nl")}
+        models = {}
+        for label, path in files.items():
+            model = LlamaCppModel(path, fingerprint=fingerprint, threads=2)
+            model.set_prefix(read_prefix(BUNDLED_PREFIX, fingerprint, model.layers, model.heads))
+            models[label] = model
+        prompts = [build_prompt(model.tokenizer, model.family, q)[0] for q, _ in QA]
+        rates = {label: [] for label in models}
+        for _ in range(rounds):
+            for label, model in models.items():
+                rates[label].append(decode_rate(model, prompts, 64))
+
+        settings = GenerationSettings(max_new_tokens=tokens, repetition_penalty=1.2)
+        records = read_examples(ROOT / "data" / "ptune" / "dev.json")[0][:samples]
+        reference = models["Q8_0 (packaged)"]
+        questions = [reference.tokenize(build_prompt(reference.tokenizer, reference.family, r.question)[0])
+                     for r in records]
+
+        def answer(model, ids):
+            return list(model.generate_ids(ids, tokens, settings))
+
+        def tops(model, ids, answer_ids):  # the best token at each step of the reference's answer
+            steps = [model.start(ids)] + [model.step(token) for token in answer_ids[:-1]]
+            return [int(np.argmax(logits)) for logits in steps]
+
+        answers = [answer(reference, ids) for ids in questions]
+        reference_tops = [tops(reference, ids, a) for ids, a in zip(questions, answers, strict=True)]
+        print(f"decode with the bundled prefix, greedy, 64 tokens × {len(prompts)} prompts, {rounds} rounds, "
+              f"interleaved; then {len(records)} held-out questions, {tokens} tokens, against the packaged file:")
+        print(f"  {'output layer':16} {'tokens/s':>9} {'same answer':>12} {'same top-1':>11}")
+        for label, model in models.items():
+            same = sum(answer(model, ids) == a for ids, a in zip(questions, answers, strict=True))
+            pairs = [(x, y) for ids, a, ref in zip(questions, answers, reference_tops, strict=True)
+                     for x, y in zip(tops(model, ids, a), ref, strict=True)]
+            agree = sum(x == y for x, y in pairs) / len(pairs)
+            print(f"  {label:16} {statistics.median(rates[label]):>9.1f} {same:>6}/{len(records):<5} "
+                  f"{agree:>10.0%}", flush=True)
+    rate = read_rate()
+    print(f"memory read, 2 threads: {rate:.1f} GB/s; the packaged table (178 MB, read for every token's logits) "
+          f"alone takes ≥ {178 / rate:.1f} ms a token at that rate")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("speed", "engines", "first-token", "heldout"), default="speed")
+    parser.add_argument("--part", default="speed",
+                        choices=("speed", "engines", "first-token", "heldout", "output-layer"))
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--ptune-steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
@@ -253,6 +356,8 @@ def main() -> None:
         return engines(args.rounds, args.samples, args.tokens)
     if args.part == "heldout":
         return heldout(args.samples)
+    if args.part == "output-layer":
+        return output_layer(args.rounds, args.samples, args.tokens)
     if args.part == "first-token":
         return first_tokens(bench_home(), args.rounds)
     from birdsdao.language_model.models import load_model
