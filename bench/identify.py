@@ -252,10 +252,52 @@ def classifier_bench(work: Path, parts: set[str], photos_per_second: int = 60) -
             print(f"{label}, {kind}: top-1 {numbers['top1']:.3f}, top-5 {numbers['top5']:.3f} on {len(val.y)} "
                   f"held-out photos (targets for 161: ≥ 0.80, ≥ 0.95); fit {time.perf_counter() - started:.1f} s; "
                   f"{sure.mean():.0%} above --certain 0.5, {right[sure].mean():.1%} of those right")
+            if label.startswith("161"):
+                open_set(head, train, val, everything, dataset.classes)
     if "gate" in parts:
         gate_section(backbone, everything, read_species_list())
     if "speed" in parts:
         speed_section(photos_per_second)
+
+
+def open_set(head, train, val, everything, species161: list[str]) -> None:
+    """What `--certain` does with a bird the classifier was not taught: every photo of the other 364 species of
+    the sample can only be named wrongly, so the share named with certainty is the share misnamed as fact;
+    beside it, how many held-out photos of the 161 species are named with certainty, and how many rightly.
+    Then how well other signals than the best probability tell the two groups apart (AUROC)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from birdsdao.recognition.train_classifier import prototypes
+
+    classes, all_train, all_val = everything
+    known = np.isin(np.array(classes), species161)
+    others = np.concatenate([all_train.x[~known[all_train.y]], all_val.x[~known[all_val.y]]])
+    probs, probs_other = head.probabilities(val.x), head.probabilities(others)
+    best, right = probs.max(axis=1), probs.argmax(axis=1) == val.y
+    top5 = (np.argsort(-probs, axis=1)[:, :5] == val.y[:, None]).any(axis=1)
+    print(f"  --certain: photo 4 of the 161 species named (of those right; of the rest, right species first / in "
+          f"the top five) | the {len(others)} photos of the {int((~known).sum())} other species named as one of "
+          f"the 161 (all wrongly)")
+    for certain in (0.5, 0.6, 0.7, 0.8, 0.9):
+        sure = best >= certain
+        wrong = np.mean(probs_other.max(axis=1) >= certain)
+        print(f"  {certain:.1f}: {sure.mean():6.1%} ({right[sure].mean():6.1%}; {right[~sure].mean():6.1%} / "
+              f"{top5[~sure].mean():6.1%}) | {wrong:6.1%}")
+    centres = prototypes(train.x, train.y, len(species161))
+
+    def signals(x: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+        logits = x @ head.weight.T + head.bias
+        top = logits.max(axis=1)
+        ordered = np.sort(p, axis=1)
+        return {"best probability": p.max(axis=1), "similarity to its prototype": (x * centres[p.argmax(1)]).sum(1),
+                "largest logit": top, "energy": top + np.log(np.exp(logits - top[:, None]).sum(axis=1)),
+                "margin over the second": ordered[:, -1] - ordered[:, -2]}
+
+    mine, theirs = signals(val.x, probs), signals(others, probs_other)
+    truth = np.r_[np.ones(len(val.x)), np.zeros(len(others))]
+    print("  telling the 161's photos from the others, AUROC: " + ", ".join(
+        f"{name} {roc_auc_score(truth, np.r_[mine[name], theirs[name]]):.3f}" for name in mine))
 
 
 def gate_section(backbone, everything, species161: list[str]) -> None:

@@ -274,3 +274,17 @@ def test_bundled_identify_names_sample_birds_without_torch(tmp_path):
     assert all(p["bird_probability"] >= gate["threshold"] and p["similarity"] >= gate["similarity"]
                for p in data["photos"][:3])
     assert data["photos"][3]["similarity"] < gate["similarity"]
+
+
+@pytest.mark.slow
+def test_a_bird_the_bundled_classifier_was_not_taught_is_uncertain_by_default():
+    from birdsdao.species_cards import read_species_list
+
+    photo = shared_data("birds525-mini") / "valid" / "LONG-EARED OWL" / "4.jpg"
+    assert "LONG-EARED OWL" not in read_species_list()  # none of the 161: any name would be wrong
+    shown = json.loads(birds("identify", photo, "--no-describe", "--json").stdout)["photos"][0]
+    owl = shown["birds"][0]
+    assert not owl["certain"] and shown["counts"] == {} and shown["uncertain"] == 1
+    assert 0.5 <= owl["confidence"] < 0.7  # the old default, 0.5, named it COMMON POORWILL as a fact
+    named = json.loads(birds("identify", photo, "--no-describe", "--certain", "0.5", "--json").stdout)["photos"][0]
+    assert named["counts"] == {owl["species"]: 1}

@@ -17,7 +17,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "detecting": "正在识别…",
         "no_bird": "没有发现鸟。",
         "unreadable": "无法读取",
-        "uncertain": "不确定的鸟（置信度 {confidence:.2f}）：候选 {candidates}",
+        "uncertain": "不确定的鸟（置信度 {confidence:.2f}）：候选 {candidates}。它也可能不是分类器认识的鸟种。",
         "species": "物种",
         "name": "名称",
         "count": "数量",
@@ -80,7 +80,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "detecting": "Identifying …",
         "no_bird": "No bird found.",
         "unreadable": "Could not read",
-        "uncertain": "Uncertain bird (confidence {confidence:.2f}): candidates {candidates}",
+        "uncertain": "Uncertain bird (confidence {confidence:.2f}): candidates {candidates}. It may be a species "
+                     "the classifier was not taught.",
         "species": "Species",
         "name": "Name",
         "count": "Count",

@@ -31,8 +31,10 @@ def identify(
                                          "second), torch or onnx.")] = "auto",
     conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Least confidence of a bird to report.")]
     = 0.25,
-    certain: Annotated[float, typer.Option("--certain", min=0.0, max=1.0, help="Below this a bird is uncertain: "
-                                           "its candidates are shown and it is not described.")] = 0.5,
+    certain: Annotated[float | None, typer.Option("--certain", min=0.0, max=1.0, help="Below this a bird is "
+                                                  "uncertain: its candidates are shown and it is not described.",
+                                                  show_default="0.7 with a classifier (the bundled one), 0.5 for "
+                                                  "a detector's own classes")] = None,
     iou: Annotated[float, typer.Option("--iou", min=0.0, max=1.0, help="NMS IoU threshold.")] = 0.7,
     classifier: Annotated[str | None, typer.Option("--classifier", help="A folder from `birds train-classifier` "
                                                    "that names the birds, or none for the detector's own "
@@ -136,6 +138,9 @@ def _show_photo(result, lang: str) -> None:
             table.add_row("uncertain", f"candidates: {others}", f"{bird.confidence:.2f}",
                           ", ".join(f"{v:.0f}" for v in bird.box))
     output.stdout.print(table)
+    if not all(bird.certain for bird in result.birds):
+        output.console.print("[dim]uncertain: below --certain, so neither counted nor described; it may be a species "
+                             "the classifier was not taught[/]", highlight=False)
     if result.counts:
         output.stdout.print("count: " + ", ".join(f"{species} × {n}" for species, n in result.counts.items()))
     if result.annotated:

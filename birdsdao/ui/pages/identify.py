@@ -56,7 +56,7 @@ def run_identify(files, conf: float, language: str) -> tuple[list, list[bytes | 
     folder, paths = save_uploads(files)
     try:
         recognition()
-        options = IdentifyOptions(conf=conf, certain=max(conf, 0.5), save=folder / "annotated", lang=language)
+        options = IdentifyOptions(conf=conf, save=folder / "annotated", lang=language)
         results = list(assistant().identify(paths, options))
         images = [Path(result.annotated).read_bytes() if result.annotated else None for result in results]
     finally:
