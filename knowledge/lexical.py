@@ -16,9 +16,13 @@ from functools import cache
 from birdsdao.resources import data_dir
 
 BIRD_WORDS_FILE = data_dir() / "bird_words.zh.txt"
+BIRD_NAMES_EN_FILE = data_dir() / "bird_names.en.txt"
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[\u3400-\u9fff]+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
+# what Chinese bird names end in: a character of the bird radical (鳥/鸟, U+9CE5–U+9E74: 鹤, 鹅, 鸡, 鹮 …) other
+# than 鸟 itself (小鸟, 候鸟, 水鸟 are kinds, not names), or a bird word of the 隹 radical
+_BIRD_ENDING = re.compile(r"(?:[\u9ce5-\u9e1e\u9e20-\u9e74]|[雀雁雉隼])$")
 # the commonest function words of both languages: they match everything and mean nothing
 _STOPWORDS = frozenset(
     """a an the and or of to in on at for by with from as is are was were be been being it its this that these those
@@ -74,6 +78,41 @@ def bird_names_in(text: str) -> list[str]:
         if name in text and not any(name in longer for longer in found):
             found.append(name)
     return found
+
+
+def named_birds(text: str) -> list[str]:
+    """Birds a question names, whether a KB knows them or not: Chinese words that end like a bird's name
+    (丹顶鹤, 黑天鹅, 大山雀) or are on the list of names (`bird_names_in`), and the English names of the BIRDS-525
+    species (emperor penguin). Lower-cased; an English name as the list spells it."""
+    found = bird_names_in(text)
+    if _HAN.search(text):
+        found += [word for word in _words(text, search_mode=False)
+                  if len(word) > 1 and _BIRD_ENDING.search(word) and not any(word in name for name in found)]
+    if re.search(r"[A-Za-z]", text):
+        lowered = " ".join(re.findall(r"[a-z]+", text.lower().replace("'", "").replace("’", "")))
+        found += [name for name, pattern in _english_bird_names() if pattern.search(lowered)]
+    return list(dict.fromkeys(found))
+
+
+@cache
+def _english_bird_names() -> tuple[tuple[str, re.Pattern], ...]:
+    """(name, pattern) for each line of `data/bird_names.en.txt`; the pattern takes a plural and hyphens."""
+    names = []
+    if BIRD_NAMES_EN_FILE.is_file():
+        for line in BIRD_NAMES_EN_FILE.read_text(encoding="utf-8").splitlines():
+            name = line.split("#", 1)[0].strip().lower()
+            if name:
+                words = re.findall(r"[a-z]+", name)
+                names.append((name, re.compile(r"\b" + " ".join(words) + r"(?:s|es)?\b")))
+    return tuple(names)
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether a (lower-cased) text names the bird `name` from `named_birds`, hyphens and plurals aside."""
+    if _HAN.search(name):
+        return name in text
+    words = re.findall(r"[a-z]+", text.replace("'", "").replace("’", ""))
+    return re.search(r"\b" + " ".join(re.findall(r"[a-z]+", name)) + r"(?:s|es)?\b", " ".join(words)) is not None
 
 
 def tokenize(text: str) -> list[str]:
@@ -196,6 +235,7 @@ class Bm25:
         self._texts = [text.lower() for text in texts]
         self._sets = [set(tokens) for tokens in documents]
         self._df: dict[str, int] = {}
+        self._plain: list[str] | None = None
 
     def scores(self, query: Sequence[str]) -> list[float]:
         """A score per chunk; 0 for a chunk that shares no word with the query (BM25+ would give it delta)."""
@@ -217,6 +257,16 @@ class Bm25:
         if df == 0 and is_common_word(word):
             return COMMON_WORD_IDF
         return math.log((self.size + 1) / (df + 0.5))
+
+    def lacks(self, bird: str) -> bool:
+        """Whether no chunk names `bird` (a name from `named_birds`)."""
+        if _HAN.search(bird):
+            return not any(bird in text for text in self._texts)
+        if self._plain is None:  # English texts as `mentions` reads them, made once per index
+            self._plain = [" ".join(re.findall(r"[a-z]+", text.replace("'", "").replace("’", "")))
+                           for text in self._texts]
+        last = re.findall(r"[a-z]+", bird)[-1]
+        return not any(last in text and mentions(text, bird) for text in self._plain)
 
     def unknown(self, words: Iterable[str]) -> list[str]:
         """Words no chunk has and the language does not use every day: likely names the KB does not know."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from birdsdao.knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, tokenize
+from birdsdao.knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, named_birds, tokenize
 
 Method = Literal["hybrid", "dense", "bm25"]
 METHODS: tuple[str, ...] = ("hybrid", "dense", "bm25")
@@ -57,9 +57,14 @@ class Hit:
     bm25_rank: int | None
     metadata: dict
     similarity_floor: float | None = MIN_SIMILARITY  # the embedder's; None: its cosines only rank (E5)
+    # the question names birds, and no chunk of the KB names any of them (丹顶鹤, emperor penguin): a chunk
+    # about another bird that shares the question's other words does not answer it
+    asks_about_absent_birds: bool = False
 
     @property
     def relevant(self) -> bool:
+        if self.asks_about_absent_birds:
+            return False
         close = self.similarity_floor is not None and (self.similarity or 0.0) >= self.similarity_floor
         return self.names_bird or self.coverage >= MIN_COVERAGE or close
 
@@ -112,6 +117,8 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
     intent_tokens = tokenize(intent_words(query))
     query_words = content_words(query)
     named = bird_names_in(query)
+    asked = named_birds(query)
+    absent = bool(asked) and all(index.bm25.lacks(bird) for bird in asked)
     # a name the KB has never seen (kakapo) means dense closeness is about some other bird
     trust_dense = not index.bm25.unknown(query_words)
     pool = max(CANDIDATES, k)
@@ -153,7 +160,8 @@ def search(kb, embedder, query: str, k: int = 3, method: Method = "hybrid", wher
             coverage=round(index.bm25.coverage(query_words, i), 4),
             names_bird=any(name in index.texts[i] for name in named), dense_rank=dense_rank.get(i),
             bm25_rank=bm25_rank.get(i), metadata=index.metas[i],
-            similarity_floor=getattr(embedder, "similarity_floor", MIN_SIMILARITY) if embedder else None)
+            similarity_floor=getattr(embedder, "similarity_floor", MIN_SIMILARITY) if embedder else None,
+            asks_about_absent_birds=absent)
         for i in top
     ]
 

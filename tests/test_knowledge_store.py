@@ -111,6 +111,19 @@ def test_hybrid_search_finds_chinese_and_english_and_knows_when_nothing_fits(add
     assert dense[0].source.endswith("loon.txt") and dense[0].bm25_rank is None
 
 
+def test_a_question_about_a_bird_no_document_names_finds_nothing_relevant(address, docs):
+    """Chunks about other birds share the question's other words (吃, winter); that does not answer it."""
+    service.create(address, "观鸟笔记")
+    service.add(address, "观鸟笔记", [docs])
+    for absent in ("丹顶鹤平时吃什么？", "黑天鹅吃昆虫吗", "Where do emperor penguins spend the winter?"):
+        hits = service.query(address, "观鸟笔记", absent, k=3)
+        assert hits and not any(hit.relevant for hit in hits) and all(hit.asks_about_absent_birds for hit in hits)
+    for present in ("红嘴蓝鹊平时吃什么？", "Where do barn swallows spend the winter?",
+                    "Do barn swallows and emperor penguins both spend the winter in Africa?"):  # one it knows
+        hits = service.query(address, "观鸟笔记", present, k=3)
+        assert hits[0].relevant and not hits[0].asks_about_absent_birds, present
+
+
 def test_names_are_unique_and_missing_ones_are_clear(address):
     service.create(address, "观鸟笔记")
     with pytest.raises(KnowledgeBaseExists):
