@@ -83,36 +83,38 @@ def bird_names_in(text: str) -> list[str]:
 def named_birds(text: str) -> list[str]:
     """Birds a question names, whether a KB knows them or not: Chinese words that end like a bird's name
     (丹顶鹤, 黑天鹅, 大山雀) or are on the list of names (`bird_names_in`), and the English names of the BIRDS-525
-    species (emperor penguin). Lower-cased; an English name as the list spells it."""
+    species (emperor penguin). An English name comes as `plain` writes it."""
     found = bird_names_in(text)
     if _HAN.search(text):
         found += [word for word in _words(text, search_mode=False)
                   if len(word) > 1 and _BIRD_ENDING.search(word) and not any(word in name for name in found)]
     if re.search(r"[A-Za-z]", text):
-        lowered = " ".join(re.findall(r"[a-z]+", text.lower().replace("'", "").replace("’", "")))
-        found += [name for name, pattern in _english_bird_names() if pattern.search(lowered)]
+        names, longest = _english_bird_names()
+        words = plain(text).split()
+        for size in range(min(longest, len(words)), 0, -1):  # longest first: "emperor penguin", not "penguin"
+            for start in range(len(words) - size + 1):
+                gram = " ".join(words[start:start + size])
+                for name in (gram, gram.removesuffix("s"), gram.removesuffix("es")):
+                    if name in names and not any(name in other for other in found):
+                        found.append(name)
     return list(dict.fromkeys(found))
 
 
+def plain(text: str) -> str:
+    """English as names are compared in: lower case, no apostrophes, words apart by single spaces."""
+    return " ".join(re.findall(r"[a-z]+", text.lower().replace("'", "").replace("’", "")))
+
+
 @cache
-def _english_bird_names() -> tuple[tuple[str, re.Pattern], ...]:
-    """(name, pattern) for each line of `data/bird_names.en.txt`; the pattern takes a plural and hyphens."""
-    names = []
+def _english_bird_names() -> tuple[frozenset[str], int]:
+    """The names of `data/bird_names.en.txt` as `plain` writes them, and the most words one has."""
+    names = set()
     if BIRD_NAMES_EN_FILE.is_file():
         for line in BIRD_NAMES_EN_FILE.read_text(encoding="utf-8").splitlines():
-            name = line.split("#", 1)[0].strip().lower()
+            name = plain(line.split("#", 1)[0])
             if name:
-                words = re.findall(r"[a-z]+", name)
-                names.append((name, re.compile(r"\b" + " ".join(words) + r"(?:s|es)?\b")))
-    return tuple(names)
-
-
-def mentions(text: str, name: str) -> bool:
-    """Whether a (lower-cased) text names the bird `name` from `named_birds`, hyphens and plurals aside."""
-    if _HAN.search(name):
-        return name in text
-    words = re.findall(r"[a-z]+", text.replace("'", "").replace("’", ""))
-    return re.search(r"\b" + " ".join(re.findall(r"[a-z]+", name)) + r"(?:s|es)?\b", " ".join(words)) is not None
+                names.add(name)
+    return frozenset(names), max((name.count(" ") + 1 for name in names), default=0)
 
 
 def tokenize(text: str) -> list[str]:
@@ -259,14 +261,15 @@ class Bm25:
         return math.log((self.size + 1) / (df + 0.5))
 
     def lacks(self, bird: str) -> bool:
-        """Whether no chunk names `bird` (a name from `named_birds`)."""
+        """Whether no chunk names `bird` (a name from `named_birds`). English is compared as `plain` writes
+        it, on a substring: "emperor penguins" holds "emperor penguin" (and "emulate" holds "emu", which
+        errs towards searching as before)."""
         if _HAN.search(bird):
             return not any(bird in text for text in self._texts)
-        if self._plain is None:  # English texts as `mentions` reads them, made once per index
-            self._plain = [" ".join(re.findall(r"[a-z]+", text.replace("'", "").replace("’", "")))
+        if self._plain is None:  # made once per index
+            self._plain = [" ".join(text.replace("'", "").replace("’", "").replace("-", " ").split())
                            for text in self._texts]
-        last = re.findall(r"[a-z]+", bird)[-1]
-        return not any(last in text and mentions(text, bird) for text in self._plain)
+        return not any(bird in text for text in self._plain)
 
     def unknown(self, words: Iterable[str]) -> list[str]:
         """Words no chunk has and the language does not use every day: likely names the KB does not know."""
