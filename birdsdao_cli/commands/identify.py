@@ -140,7 +140,7 @@ def _show_photo(result, lang: str) -> None:
     output.stdout.print(table)
     if not all(bird.certain for bird in result.birds):
         output.console.print("[dim]uncertain: below --certain, so neither counted nor described; it may be a species "
-                             "the classifier was not taught[/]", highlight=False)
+                             "the model was not taught[/]", highlight=False)
     if result.counts:
         output.stdout.print("count: " + ", ".join(f"{species} × {n}" for species, n in result.counts.items()))
     if result.annotated:
