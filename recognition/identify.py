@@ -64,6 +64,13 @@ class IdentifyOptions:
     gate: bool = False
 
 
+def certain_threshold(options: IdentifyOptions, classifier: bool) -> float:
+    """The --certain in force: the one given, else the default of what names the birds."""
+    if options.certain is not None:
+        return options.certain
+    return CLASSIFIER_CERTAIN if classifier else DETECTOR_CERTAIN
+
+
 def check_inputs(specs: list[str | Path], save: Path | None = None) -> None:
     """What can be checked before any model loads: some photo is there to read, and --save can be written."""
     from birdsdao.errors import InvalidInputError
@@ -83,8 +90,7 @@ def identify_photos(specs: list[str | Path], detector, options: IdentifyOptions,
 
     `detector` is what `birdsdao.recognition.detector.open_detector` gives (ultralytics or onnxruntime);
     `classifier`, from `open_recognition`, names the birds it finds (None: the detector's own classes)."""
-    if options.certain is None:
-        options = replace(options, certain=CLASSIFIER_CERTAIN if classifier is not None else DETECTOR_CERTAIN)
+    options = replace(options, certain=certain_threshold(options, classifier is not None))
     photos, missing = collect_photos(specs)
     for item in missing:
         yield PhotoResult(path=item.path, error=item.reason)

@@ -282,9 +282,10 @@ def test_a_bird_the_bundled_classifier_was_not_taught_is_uncertain_by_default():
 
     photo = shared_data("birds525-mini") / "valid" / "LONG-EARED OWL" / "4.jpg"
     assert "LONG-EARED OWL" not in read_species_list()  # none of the 161: any name would be wrong
-    shown = json.loads(birds("identify", photo, "--no-describe", "--json").stdout)["photos"][0]
-    owl = shown["birds"][0]
+    report = json.loads(birds("identify", photo, "--no-describe", "--json").stdout)
+    shown, owl = report["photos"][0], report["photos"][0]["birds"][0]
+    assert report["certain"] == 0.7  # the threshold in force, for scripts
     assert not owl["certain"] and shown["counts"] == {} and shown["uncertain"] == 1
     assert 0.5 <= owl["confidence"] < 0.7  # the old default, 0.5, named it COMMON POORWILL as a fact
-    named = json.loads(birds("identify", photo, "--no-describe", "--certain", "0.5", "--json").stdout)["photos"][0]
-    assert named["counts"] == {owl["species"]: 1}
+    named = json.loads(birds("identify", photo, "--no-describe", "--certain", "0.5", "--json").stdout)
+    assert named["photos"][0]["counts"] == {owl["species"]: 1} and named["certain"] == 0.5

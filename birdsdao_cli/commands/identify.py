@@ -83,7 +83,13 @@ def identify(
     from birdsdao.assistant import Assistant, AssistantConfig, ModelChoice
     from birdsdao.errors import InvalidInputError
     from birdsdao.language_model.generate import GenerationSettings
-    from birdsdao.recognition.identify import IdentifyOptions, check_inputs, require_some_read, species_to_describe
+    from birdsdao.recognition.identify import (
+        IdentifyOptions,
+        certain_threshold,
+        check_inputs,
+        require_some_read,
+        species_to_describe,
+    )
 
     if lang not in ("zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: choose zh or en")
@@ -111,8 +117,9 @@ def identify(
     descriptions = [] if no_describe else _describe(assistant, species_to_describe(results), lang, json_out)
     if json_out:
         timings["total"] = time.perf_counter() - started
+        summary = assistant.recognition_summary()
         output.print_json({"photos": [result.to_dict() for result in results], "descriptions": descriptions,
-                           **assistant.recognition_summary(),
+                           **summary, "certain": certain_threshold(options, summary["classifier"] is not None),
                            "timings": {key: round(value, 3) for key, value in timings.items()}})
 
 
