@@ -267,8 +267,7 @@ class Bm25:
         if _HAN.search(bird):
             return not any(bird in text for text in self._texts)
         if self._plain is None:  # made once per index
-            self._plain = [" ".join(text.replace("'", "").replace("’", "").replace("-", " ").split())
-                           for text in self._texts]
+            self._plain = [plain(text) for text in self._texts]
         return not any(bird in text for text in self._plain)
 
     def unknown(self, words: Iterable[str]) -> list[str]:

@@ -14,6 +14,7 @@ answer is "the knowledge base has nothing on this" rather than the least bad chu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 from birdsdao.knowledge.lexical import Bm25, bird_names_in, content_words, intent_words, named_birds, tokenize
@@ -32,8 +33,6 @@ MIN_SIMILARITY = 0.55
 def shown_source(source: str) -> str:
     """`source` with the installed package's data folder written `data/` (the repository's name for it): a
     built-in card's path in site-packages says nothing to a reader. Other sources are shown whole."""
-    from pathlib import Path
-
     from birdsdao.resources import data_dir
 
     try:
